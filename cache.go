@@ -1,0 +1,571 @@
+// Package kiwicache keeps a whole, slowly changing dataset (a table of
+// airlines, currency rates, feature flags) in process memory, shared through
+// one Redis record by every process that reads it, and filled from the source
+// by one of them at a time.
+//
+// It speaks the protocol of the Python library kiwi-cache 0.4.5, so Go and
+// Python services can share one Redis: see README.md.
+package kiwicache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// A Cache serves a dataset from an immutable in-process snapshot, reloads the
+// snapshot from the Redis record resource:NAME[:SUFFIX] once it is ReloadTTL
+// old, and refills a missing record from its Loader under the refill lock.
+//
+// Get never waits on Redis or the Loader while the Cache has a snapshot: a
+// stale snapshot is served while one background reload replaces it. When a
+// reload fails, the last good snapshot stays (stale-if-error) and the next
+// attempt comes ReloadTTL later.
+//
+// A Cache is safe for concurrent use.
+type Cache[K comparable, V any] struct {
+	name   string
+	key    string // resource:NAME[:SUFFIX]
+	rdb    redis.UniversalClient
+	loader Loader[K, V]
+	codec  Codec[K, V]
+	lock   refillLock
+	cfg    config
+	log    *slog.Logger
+
+	snap  atomic.Pointer[Snapshot[K, V]]
+	stale atomic.Bool // set by timer when snap is ReloadTTL old
+
+	work chan struct{} // held by the one reload or refill running
+
+	mu          sync.Mutex // guards what follows
+	flight      *flight
+	timer       *time.Timer
+	closed      bool
+	failures    int
+	lastErr     error
+	lastErrTime time.Time
+}
+
+// A flight is a reload in progress; readers with no snapshot wait for it.
+type flight struct {
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+// New returns a Cache for the record resource:NAME (or resource:NAME:SUFFIX
+// with WithSuffix) in rdb, filled from loader. It does no I/O: the first Get
+// (or Reload) loads the data.
+//
+// New registers the Cache in DefaultRegistry() (see WithRegistry), replacing
+// a Cache registered with the same record key. An unusable name, client,
+// loader, key type or option is an error wrapping ErrInvalidConfig.
+func New[K comparable, V any](name string, rdb redis.UniversalClient, loader Loader[K, V], opts ...Option) (*Cache[K, V], error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	codec, err := newCodec[K, V](cfg.codec)
+	switch {
+	case err != nil:
+	case strings.Contains(name, ":"):
+		err = fmt.Errorf("name %q has a ':' (use WithSuffix)", name)
+	case rdb == nil:
+		err = errors.New("nil redis client")
+	case loader == nil:
+		err = errors.New("nil loader")
+	default:
+		err = checkKeyPart("name", name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+
+	id := name
+	if cfg.suffix != "" {
+		id += ":" + cfg.suffix
+	}
+	c := &Cache[K, V]{
+		name:   name,
+		key:    "resource:" + id,
+		rdb:    rdb,
+		loader: loader,
+		codec:  codec,
+		lock:   refillLock{rdb: rdb, key: "lock:" + id, ttl: cfg.refillLockTTL},
+		cfg:    cfg,
+		log:    cfg.logger,
+		work:   make(chan struct{}, 1),
+	}
+	if cfg.registry != nil {
+		cfg.registry.Register(c)
+	}
+	return c, nil
+}
+
+func newCodec[K comparable, V any](codec any) (Codec[K, V], error) {
+	if codec == nil {
+		return JSONCodec[K, V]{}, checkKeyType[K]()
+	}
+	c, ok := codec.(Codec[K, V])
+	if !ok {
+		var want *Codec[K, V]
+		return nil, fmt.Errorf("codec %T is not a %T", codec, want)
+	}
+	return c, nil
+}
+
+// Name returns the cache's name (NAME in the record key).
+func (c *Cache[K, V]) Name() string { return c.name }
+
+// Key returns the record key, resource:NAME[:SUFFIX].
+func (c *Cache[K, V]) Key() string { return c.key }
+
+// Get returns the item stored under key, or an error wrapping ErrNotFound
+// when the dataset has none.
+//
+// Get is a map lookup on the current snapshot. Only while the Cache has no
+// snapshot yet does it wait for the first load, until ctx ends; the error then
+// wraps ErrNoData (and ErrAttemptsExhausted with WithMaxAttempts) and the cause.
+func (c *Cache[K, V]) Get(ctx context.Context, key K) (V, error) {
+	s := c.snap.Load()
+	if s == nil || c.stale.Load() {
+		var err error
+		if s, err = c.current(ctx, s); err != nil {
+			var zero V
+			return zero, err
+		}
+	}
+	if v, ok := s.data[key]; ok {
+		return v, nil
+	}
+	var zero V
+	return zero, ErrNotFound
+}
+
+// Snapshot returns the current snapshot, for reading the whole dataset
+// consistently (Len, Keys, All). It waits for data as Get does.
+func (c *Cache[K, V]) Snapshot(ctx context.Context) (*Snapshot[K, V], error) {
+	s := c.snap.Load()
+	if s == nil || c.stale.Load() {
+		return c.current(ctx, s)
+	}
+	return s, nil
+}
+
+// current is Get's slow path: with a snapshot s, it starts a background
+// reload if s is stale and returns s at once; without one, it waits for the
+// first load.
+func (c *Cache[K, V]) current(ctx context.Context, s *Snapshot[K, V]) (*Snapshot[K, V], error) {
+	if s != nil {
+		if c.stale.CompareAndSwap(true, false) { // one reader starts it, the rest carry on
+			c.startReload()
+		}
+		return s, nil
+	}
+	f := c.startReload()
+	if f == nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoData, ErrClosed)
+	}
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %w", ErrNoData, context.Cause(ctx))
+	}
+	if s := c.snap.Load(); s != nil { // f may have failed after a Refill filled it
+		return s, nil
+	}
+	return nil, fmt.Errorf("%w: %w", ErrNoData, f.err)
+}
+
+// Reload replaces the snapshot with the record in Redis, refilling the record
+// from the source when it is missing or malformed. If a reload is already
+// running, Reload waits for that one and returns its result. On failure the
+// old snapshot stays.
+func (c *Cache[K, V]) Reload(ctx context.Context) error {
+	f := c.startReload()
+	if f == nil {
+		return ErrClosed
+	}
+	select {
+	case <-f.done:
+		return f.err
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// Refill loads the dataset from the source and writes it to Redis under the
+// refill lock, then serves it. If another process holds the lock, Refill waits
+// for it (see PROTOCOL.md) and takes up the record it writes instead of
+// loading the source again. On a load error the record is kept alive for
+// another CacheTTL, or written back from the snapshot if it has expired.
+//
+// A periodic job calls Refill (or RefillAll) so that readers never pay for a
+// load.
+func (c *Cache[K, V]) Refill(ctx context.Context) error {
+	if c.isClosed() {
+		return ErrClosed
+	}
+	if err := c.acquireWork(ctx); err != nil {
+		return err
+	}
+	defer c.releaseWork()
+	rec, err := c.refill(ctx, true)
+	if rec != nil {
+		c.install(rec)
+		c.mu.Lock()
+		c.scheduleReloadLocked()
+		c.mu.Unlock()
+	}
+	c.noteResult(err)
+	return err
+}
+
+// Close unregisters the Cache and stops its reloads. Get keeps serving the
+// last snapshot; loads after Close fail with ErrClosed.
+func (c *Cache[K, V]) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.mu.Unlock()
+	if c.cfg.registry != nil {
+		c.cfg.registry.Unregister(c)
+	}
+	return nil
+}
+
+func (c *Cache[K, V]) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// startReload returns the reload in flight, starting one if there is none.
+// It returns nil after Close.
+func (c *Cache[K, V]) startReload() *flight {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	if c.flight == nil {
+		c.flight = &flight{done: make(chan struct{})}
+		go c.fly(c.flight)
+	}
+	return c.flight
+}
+
+// fly runs f. It is detached from the reader that started it: readers give
+// up waiting when their own ctx ends, but the reload goes on for the others,
+// bounded by flightTimeout.
+func (c *Cache[K, V]) fly(f *flight) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.flightTimeout())
+	defer cancel()
+	f.err = c.reloadWithAttempts(ctx)
+
+	c.mu.Lock()
+	c.flight = nil
+	c.scheduleReloadLocked() // after a failure too: one attempt per ReloadTTL
+	c.mu.Unlock()
+	close(f.done)
+}
+
+// scheduleReloadLocked marks the snapshot fresh and makes it stale again in
+// ReloadTTL. Readers see staleness as one atomic load, not a clock read.
+func (c *Cache[K, V]) scheduleReloadLocked() {
+	if c.snap.Load() == nil || c.closed {
+		return
+	}
+	c.stale.Store(false)
+	if c.timer == nil {
+		c.timer = time.AfterFunc(c.cfg.reloadTTL, func() { c.stale.Store(true) })
+	} else {
+		c.timer.Reset(c.cfg.reloadTTL)
+	}
+}
+
+// flightTimeout bounds a background reload: no longer than a reload period,
+// but long enough to wait out one lock holder.
+func (c *Cache[K, V]) flightTimeout() time.Duration {
+	return max(c.cfg.reloadTTL, 2*c.cfg.refillLockTTL)
+}
+
+func (c *Cache[K, V]) reloadWithAttempts(ctx context.Context) error {
+	if err := c.acquireWork(ctx); err != nil {
+		return err
+	}
+	defer c.releaseWork()
+	attempts := max(c.cfg.maxAttempts, 1)
+	var err error
+	for range attempts {
+		err = c.reload(ctx)
+		c.noteResult(err)
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	c.log.ErrorContext(ctx, "kiwicache.reload_failed", "key", c.key, "error", err,
+		"stale_data_kept", c.snap.Load() != nil)
+	if c.cfg.maxAttempts > 0 && ctx.Err() == nil {
+		return fmt.Errorf("%w (%d in a row): %w", ErrAttemptsExhausted, attempts, err)
+	}
+	return err
+}
+
+// reload: GET the record; when missing or malformed, refill it.
+func (c *Cache[K, V]) reload(ctx context.Context) error {
+	rec, err := c.fetch(ctx)
+	if err != nil {
+		return err
+	}
+	if rec == nil {
+		rec, err = c.refill(ctx, false)
+	}
+	if rec != nil {
+		c.install(rec)
+	}
+	return err
+}
+
+func (c *Cache[K, V]) install(rec *Record[K, V]) {
+	c.snap.Store(&Snapshot[K, V]{data: rec.Data, timestamp: rec.Timestamp, loadedAt: time.Now()})
+}
+
+// fetch GETs and decodes the record. A missing, malformed or (without
+// WithAllowEmpty) empty record is nil with no error.
+func (c *Cache[K, V]) fetch(ctx context.Context) (*Record[K, V], error) {
+	b, err := c.rdb.Get(ctx, c.key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, c.redisError(ctx, "kiwicache.load_failed", "GET", err)
+	}
+	rec, err := c.decode(b)
+	if err != nil {
+		c.log.WarnContext(ctx, "kiwicache.malformed_cache_data", "key", c.key, "error", err)
+		return nil, nil
+	}
+	if len(rec.Data) == 0 && !c.cfg.allowEmpty {
+		return nil, nil
+	}
+	return &rec, nil
+}
+
+// refill fills the record from the source under the refill lock. Unless
+// force, a record that another process wrote meanwhile is taken instead of
+// loading; with force, only one written after refill began is.
+//
+// The returned record is the one to serve; it can come with an error (the
+// source gave data but writing it to Redis failed).
+func (c *Cache[K, V]) refill(ctx context.Context, force bool) (*Record[K, V], error) {
+	var since time.Time // a record newer than this makes our load needless
+	if force {
+		since = time.Now()
+	}
+	token, held, err := c.lock.acquire(ctx)
+	if err != nil {
+		return nil, c.redisError(ctx, "kiwicache.refill_lock_failed", "SET NX", err)
+	}
+	if !held {
+		c.log.WarnContext(ctx, "kiwicache.refill_locked", "key", c.key)
+		var rec *Record[K, V]
+		if rec, token, err = c.waitForRefill(ctx, since); rec != nil || err != nil {
+			return rec, err
+		}
+	}
+	defer c.unlock(ctx, token)
+	if !force {
+		// The record was missing when we looked; a holder that has just
+		// released the lock may have written it since.
+		if rec, err := c.fetch(ctx); err != nil || rec != nil {
+			return rec, err
+		}
+	}
+	return c.loadAndSave(ctx)
+}
+
+// waitForRefill waits while another process holds the lock: it returns the
+// record that process writes, or the lock once it is free.
+func (c *Cache[K, V]) waitForRefill(ctx context.Context, since time.Time) (*Record[K, V], string, error) {
+	for pause := nextLockPause(0, c.cfg.refillLockTTL); ; pause = nextLockPause(pause, c.cfg.refillLockTTL) {
+		if err := sleep(ctx, pause); err != nil {
+			return nil, "", err
+		}
+		rec, err := c.fetch(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		if rec != nil && rec.Timestamp.After(since) {
+			return rec, "", nil
+		}
+		token, held, err := c.lock.acquire(ctx)
+		if err != nil {
+			return nil, "", c.redisError(ctx, "kiwicache.refill_lock_failed", "SET NX", err)
+		}
+		if held {
+			return nil, token, nil
+		}
+	}
+}
+
+func (c *Cache[K, V]) unlock(ctx context.Context, token string) {
+	// Release even when ctx has ended: the lock would block others for its ttl.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.refillLockTTL)
+	defer cancel()
+	if err := c.lock.release(ctx, token); err != nil {
+		c.redisError(ctx, "kiwicache.release_lock_failed", "EVALSHA", err)
+	}
+}
+
+func (c *Cache[K, V]) loadAndSave(ctx context.Context) (*Record[K, V], error) {
+	data, err := callLoader(ctx, c.loader, c.cfg.allowEmpty)
+	if err != nil {
+		c.cfg.metrics.Count(c.name, StatusLoadError)
+		c.log.ErrorContext(ctx, "kiwicache.source_exception", "key", c.key, "error", err)
+		c.keepRecordAlive(ctx)
+		return nil, err
+	}
+	// The record holds microseconds; the snapshot must carry the same time.
+	rec := &Record[K, V]{Data: data, Timestamp: time.Now().Truncate(time.Microsecond)}
+	if err := c.save(ctx, rec); err != nil {
+		return rec, err
+	}
+	c.cfg.metrics.Count(c.name, StatusSuccess)
+	return rec, nil
+}
+
+func (c *Cache[K, V]) save(ctx context.Context, rec *Record[K, V]) error {
+	b, err := c.encode(rec)
+	if err != nil {
+		c.cfg.metrics.Count(c.name, StatusLoadError)
+		c.log.ErrorContext(ctx, "kiwicache.save_failed", "key", c.key, "error", err)
+		return fmt.Errorf("%w: %w", ErrLoadFailed, err)
+	}
+	var ttl time.Duration // none with WithNoExpiry
+	if !c.cfg.noExpiry {
+		ttl = wholeSeconds(c.cfg.cacheTTL)
+	}
+	if err := c.rdb.Set(ctx, c.key, b, ttl).Err(); err != nil {
+		return c.redisError(ctx, "kiwicache.save_failed", "SET", err)
+	}
+	return nil
+}
+
+// keepRecordAlive runs after a failed load: other processes keep the stale
+// record for another CacheTTL, and a record that has expired is written back
+// from this process's snapshot.
+func (c *Cache[K, V]) keepRecordAlive(ctx context.Context) {
+	var exists bool
+	var err error
+	if c.cfg.noExpiry {
+		var n int64
+		n, err = c.rdb.Exists(ctx, c.key).Result()
+		exists = n > 0
+	} else {
+		exists, err = c.rdb.Expire(ctx, c.key, wholeSeconds(c.cfg.cacheTTL)).Result()
+	}
+	if err != nil {
+		c.redisError(ctx, "kiwicache.prolong_expiration_failed", "EXPIRE", err)
+		return
+	}
+	s := c.snap.Load()
+	if exists || s == nil || (len(s.data) == 0 && !c.cfg.allowEmpty) {
+		return
+	}
+	// Written with its own timestamp: the data is no newer for being rewritten.
+	_ = c.save(ctx, &Record[K, V]{Data: s.data, Timestamp: s.timestamp})
+}
+
+// decode and encode guard against a Codec that panics: they run in the
+// background, where a panic would end the process.
+func (c *Cache[K, V]) decode(b []byte) (rec Record[K, V], err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: codec panicked: %v", ErrMalformedRecord, p)
+		}
+	}()
+	return c.codec.Decode(b)
+}
+
+func (c *Cache[K, V]) encode(rec *Record[K, V]) (b []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("codec panicked: %v", p)
+		}
+	}()
+	return c.codec.Encode(*rec)
+}
+
+// redisError counts and logs a failed Redis command and returns the error to
+// pass on.
+func (c *Cache[K, V]) redisError(ctx context.Context, event, command string, err error) error {
+	c.cfg.metrics.Count(c.name, StatusRedisError)
+	c.log.ErrorContext(ctx, event, "key", c.key, "error", err)
+	return fmt.Errorf("%w: %s %s: %w", ErrRedis, command, c.key, err)
+}
+
+func (c *Cache[K, V]) acquireWork(ctx context.Context) error {
+	select {
+	case c.work <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func (c *Cache[K, V]) releaseWork() { <-c.work }
+
+func (c *Cache[K, V]) noteResult(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil {
+		c.failures = 0
+		return
+	}
+	c.failures++
+	c.lastErr, c.lastErrTime = err, time.Now()
+}
+
+// Health describes a Cache for probes and dashboards.
+type Health struct {
+	Key           string    // resource:NAME[:SUFFIX]
+	HasData       bool      // a snapshot is being served
+	Items         int       // items in the snapshot
+	RecordTime    time.Time // the snapshot's record timestamp: when its data left the source
+	LoadedAt      time.Time // when this process made the snapshot
+	LastError     error     // the latest failed reload or refill, nil if none yet
+	LastErrorTime time.Time
+	// ConsecutiveFailures counts reload and refill attempts that failed since
+	// the last success.
+	ConsecutiveFailures int
+}
+
+// Health returns the Cache's state. It does no I/O.
+func (c *Cache[K, V]) Health() Health {
+	s := c.snap.Load()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Health{
+		Key:                 c.key,
+		HasData:             s != nil,
+		Items:               s.Len(),
+		RecordTime:          s.Timestamp(),
+		LoadedAt:            s.LoadedAt(),
+		LastError:           c.lastErr,
+		LastErrorTime:       c.lastErrTime,
+		ConsecutiveFailures: c.failures,
+	}
+}

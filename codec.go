@@ -1,0 +1,247 @@
+package kiwicache
+
+import (
+	"bytes"
+	"encoding"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"reflect"
+	"strconv"
+	"time"
+
+	// The Go team's encoding/json/v2 (standard from Go 1.27; this module mirrors
+	// it for Go 1.26). It is here for what encoding/json cannot do: a
+	// type-specific marshaler, so that every float is written as Python writes
+	// it ("5.0", not "5") wherever it sits in V, and a decoder that keeps every
+	// number exact inside any-typed values. With the v1 options below, values
+	// keep encoding/json's semantics.
+	json "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	jsonv1 "github.com/go-json-experiment/json/v1"
+)
+
+// Number is a JSON number kept as its exact text. Values decoded into any
+// hold numbers as Number, so that 12345678901234567890 and 1.1000 survive
+// a round trip through a Go service unchanged. It is encoding/json's Number.
+type Number = jsonv1.Number
+
+// A Record is a dataset as Redis holds it: the items and when they were read
+// from the source.
+type Record[K comparable, V any] struct {
+	Data      map[K]V
+	Timestamp time.Time
+}
+
+// A Codec turns a Record into the bytes of the Redis string and back.
+// Decode must return an error (never panic) for any input it cannot read; the
+// cache logs such a record as malformed and refills it from the source.
+type Codec[K comparable, V any] interface {
+	Encode(rec Record[K, V]) ([]byte, error)
+	Decode(b []byte) (Record[K, V], error)
+}
+
+// JSONCodec is the default Codec: the record format of the Python kiwi-cache
+// 0.4.5 (PROTOCOL.md), {"data": {...}, "timestamp": <float seconds>}.
+//
+// Keys are JSON member names: K must be a string or integer kind, or
+// implement encoding.TextMarshaler (and *K encoding.TextUnmarshaler). Values
+// are encoded and decoded with encoding/json's semantics, with two
+// differences that keep the data as Python has it: float64 and float32 values
+// are written with a '.' or an exponent (5.0), so that Python reads them back
+// as floats; and numbers decoded into any are Number, not float64.
+// Named float types (type Celsius float64) are written as encoding/json
+// writes them; give them a MarshalJSON if Python must read them as floats.
+//
+// The zero value is ready to use.
+type JSONCodec[K comparable, V any] struct{}
+
+var (
+	encodeOptions = json.JoinOptions(
+		jsonv1.DefaultOptionsV1(),
+		jsontext.EscapeForHTML(false), // Python does not escape <, >, &
+		json.WithMarshalers(json.JoinMarshalers(
+			json.MarshalToFunc(func(enc *jsontext.Encoder, f float64) error {
+				return writeFloat(enc, f, 64)
+			}),
+			json.MarshalToFunc(func(enc *jsontext.Encoder, f float32) error {
+				return writeFloat(enc, float64(f), 32)
+			}),
+		)),
+	)
+	decodeOptions = json.JoinOptions(
+		jsonv1.DefaultOptionsV1(),
+		json.WithUnmarshalers(json.UnmarshalFromFunc(func(dec *jsontext.Decoder, v *any) error {
+			if dec.PeekKind() != '0' {
+				return errors.ErrUnsupported // not a number: the default any decoding
+			}
+			num, err := dec.ReadValue()
+			*v = Number(num)
+			return err
+		})),
+	)
+)
+
+// Encode writes rec as Python's kiwi-cache would: the two members in its order,
+// with its separators between them.
+func (JSONCodec[K, V]) Encode(rec Record[K, V]) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteString(`{"data": `)
+	if rec.Data == nil {
+		buf.WriteString("{}") // encoding/json writes a nil map as null
+	} else if err := json.MarshalWrite(&buf, rec.Data, encodeOptions); err != nil {
+		return nil, fmt.Errorf("kiwicache: encode record: %w", err)
+	}
+	buf.WriteString(`, "timestamp": `)
+	buf.Write(appendPythonFloat(buf.AvailableBuffer(), unixSeconds(rec.Timestamp), 64))
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
+}
+
+// Decode reads a record in any valid JSON layout. It accepts exactly the
+// members data (an object) and timestamp (a number); anything else is an
+// error wrapping ErrMalformedRecord. A member repeated in an object keeps its
+// last value, as in Python.
+func (JSONCodec[K, V]) Decode(b []byte) (Record[K, V], error) {
+	rec, err := decodeJSONRecord[K, V](b)
+	if err != nil {
+		return Record[K, V]{}, fmt.Errorf("%w: %w", ErrMalformedRecord, err)
+	}
+	return rec, nil
+}
+
+func decodeJSONRecord[K comparable, V any](b []byte) (rec Record[K, V], err error) {
+	dec := jsontext.NewDecoder(bytes.NewBuffer(b), decodeOptions)
+	if tok, err := dec.ReadToken(); err != nil {
+		return rec, err
+	} else if tok.Kind() != '{' {
+		return rec, fmt.Errorf("record is a JSON %s, not an object", kindName(tok.Kind()))
+	}
+	var haveData, haveTimestamp bool
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return rec, err
+		}
+		switch name.String() {
+		case "data":
+			if k := dec.PeekKind(); k != '{' {
+				return rec, fmt.Errorf("data is a JSON %s, not an object", kindName(k))
+			}
+			rec.Data = nil // a repeated member replaces the earlier one
+			if err := json.UnmarshalDecode(dec, &rec.Data, decodeOptions); err != nil {
+				return rec, fmt.Errorf("data: %w", err)
+			}
+			haveData = true
+		case "timestamp":
+			if k := dec.PeekKind(); k != '0' {
+				return rec, fmt.Errorf("timestamp is a JSON %s, not a number", kindName(k))
+			}
+			num, err := dec.ReadValue()
+			if err != nil {
+				return rec, err
+			}
+			if rec.Timestamp, err = parseUnixSeconds(string(num)); err != nil {
+				return rec, fmt.Errorf("timestamp: %w", err)
+			}
+			haveTimestamp = true
+		default:
+			return rec, fmt.Errorf("unexpected member %q", name.String())
+		}
+	}
+	if _, err := dec.ReadToken(); err != nil { // the closing '}'
+		return rec, err
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return rec, fmt.Errorf("data after the record's end")
+	}
+	switch {
+	case !haveData:
+		return rec, errors.New("no data member")
+	case !haveTimestamp:
+		return rec, errors.New("no timestamp member")
+	}
+	return rec, nil
+}
+
+func kindName(k jsontext.Kind) string {
+	switch k {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case '0':
+		return "number"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return "invalid value"
+}
+
+// writeFloat writes f as encoding/json would, plus ".0" where that leaves no
+// '.' or exponent: Python reads a number without them as an int.
+func writeFloat(enc *jsontext.Encoder, f float64, bits int) error {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return fmt.Errorf("unsupported float value %v", f)
+	}
+	return enc.WriteValue(appendPythonFloat(enc.AvailableBuffer(), f, bits))
+}
+
+func appendPythonFloat(b []byte, f float64, bits int) []byte {
+	start := len(b)
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, bits)
+	if format == 'e' {
+		return b
+	}
+	if bytes.IndexByte(b[start:], '.') < 0 {
+		b = append(b, ".0"...)
+	}
+	return b
+}
+
+// unixSeconds is the record's timestamp: float seconds, microsecond precision
+// (Python's time.time() has no more).
+func unixSeconds(t time.Time) float64 {
+	return float64(t.UnixMicro()) / 1e6
+}
+
+func parseUnixSeconds(s string) (time.Time, error) {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if f < 0 || f > 1<<40 { // about year 36812: beyond it UnixMicro overflows
+		return time.Time{}, fmt.Errorf("%s is out of range", s)
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(math.Round(frac*1e6))*1e3), nil
+}
+
+var (
+	textMarshalerType   = reflect.TypeFor[encoding.TextMarshaler]()
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
+
+// checkKeyType reports whether K can be a JSON member name both ways.
+func checkKeyType[K comparable]() error {
+	t := reflect.TypeFor[K]()
+	if t.Implements(textMarshalerType) && reflect.PointerTo(t).Implements(textUnmarshalerType) {
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.String,
+		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return nil
+	}
+	return fmt.Errorf("key type %v is not a string, an integer or an encoding.TextMarshaler and TextUnmarshaler", t)
+}

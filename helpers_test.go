@@ -1,0 +1,214 @@
+package kiwicache
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// realRedisURL is the redis-server the integration tests use: REDIS_URL, or
+// one that TestMain starts; empty when neither is possible.
+var realRedisURL string
+
+func TestMain(m *testing.M) {
+	realRedisURL = os.Getenv("REDIS_URL")
+	stop := func() {}
+	if realRedisURL == "" {
+		var err error
+		if realRedisURL, stop, err = startRedisServer(); err != nil {
+			fmt.Fprintln(os.Stderr, "kiwicache tests: no real redis-server:", err)
+		}
+	}
+	code := m.Run()
+	stop()
+	os.Exit(code)
+}
+
+// startRedisServer starts redis-server from PATH on a free loopback port.
+func startRedisServer() (url string, stop func(), err error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", nil, fmt.Errorf("redis-server is not installed (apt-get install redis-server)")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir, err := os.MkdirTemp("", "kiwicache-redis")
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", dir)
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop = func() { cmd.Process.Kill(); cmd.Wait(); os.RemoveAll(dir) }
+	url = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
+	defer rdb.Close()
+	for range 100 {
+		if rdb.Ping(context.Background()).Err() == nil {
+			return url, stop, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	return "", nil, fmt.Errorf("redis-server on port %d did not answer", port)
+}
+
+// realRedis returns a client of the real redis-server, or skips the test.
+func realRedis(t testing.TB) *redis.Client {
+	t.Helper()
+	if realRedisURL == "" {
+		t.Skip("integration test skipped: no redis-server could be started and REDIS_URL is unset")
+	}
+	opts, err := redis.ParseURL(realRedisURL)
+	if err != nil {
+		t.Fatalf("REDIS_URL: %v", err)
+	}
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// uniqueName is a cache name no other test (or earlier run) uses on a shared Redis.
+func uniqueName(t testing.TB) string {
+	var b strings.Builder
+	for _, r := range t.Name() {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	return fmt.Sprintf("%s%d", b.String(), time.Now().UnixNano())
+}
+
+func newMiniredis(t testing.TB) (*miniredis.Miniredis, *redis.Client) {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	return mr, rdb
+}
+
+// countingLoader returns data and counts its calls.
+type countingLoader[K comparable, V any] struct {
+	calls atomic.Int64
+	load  atomic.Pointer[func(context.Context) (map[K]V, error)]
+}
+
+func newCountingLoader[K comparable, V any](f func(context.Context) (map[K]V, error)) *countingLoader[K, V] {
+	l := &countingLoader[K, V]{}
+	l.set(f)
+	return l
+}
+
+func (l *countingLoader[K, V]) set(f func(context.Context) (map[K]V, error)) { l.load.Store(&f) }
+
+func (l *countingLoader[K, V]) Load(ctx context.Context) (map[K]V, error) {
+	l.calls.Add(1)
+	return (*l.load.Load())(ctx)
+}
+
+func staticData[K comparable, V any](data map[K]V) func(context.Context) (map[K]V, error) {
+	return func(context.Context) (map[K]V, error) { return data, nil }
+}
+
+// recordedMetrics counts what a cache counts.
+type recordedMetrics struct {
+	mu     sync.Mutex
+	counts map[string]int // "name/status"
+}
+
+func (m *recordedMetrics) Count(name string, s Status) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.counts == nil {
+		m.counts = map[string]int{}
+	}
+	m.counts[name+"/"+string(s)]++
+}
+
+func (m *recordedMetrics) get(name string, s Status) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.counts[name+"/"+string(s)]
+}
+
+// logBuffer captures log lines (JSON) for assertions.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *logBuffer) logger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// has reports whether a line with msg event at level was logged.
+func (b *logBuffer) has(level, event string) bool {
+	return strings.Contains(b.String(), fmt.Sprintf(`"level":%q,"msg":%q`, level, event))
+}
+
+// eventually polls cond until it holds; the deadline only catches a hang.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func readGolden(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "golden", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// testOpts are options every unit test wants: its own registry, no stray logs.
+func testOpts(extra ...Option) []Option {
+	return append([]Option{WithRegistry(NewRegistry()), WithLogger(slog.New(slog.DiscardHandler))}, extra...)
+}
+
+func mustNew[K comparable, V any](t testing.TB, name string, rdb redis.UniversalClient, l Loader[K, V], opts ...Option) *Cache[K, V] {
+	t.Helper()
+	c, err := New(name, rdb, l, testOpts(opts...)...)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}

@@ -1,0 +1,173 @@
+package kiwicache
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Defaults, as the Python kiwi-cache 0.4.5 has them.
+const (
+	DefaultReloadTTL     = time.Minute
+	DefaultRefillLockTTL = 5 * time.Second
+	// The record lives DefaultCacheTTLFactor x ReloadTTL unless WithCacheTTL or
+	// WithNoExpiry says otherwise.
+	DefaultCacheTTLFactor = 10
+)
+
+// An Option configures a Cache in New.
+type Option func(*config)
+
+type config struct {
+	suffix        string
+	reloadTTL     time.Duration
+	cacheTTL      time.Duration // 0 until set; see resolve
+	noExpiry      bool
+	refillLockTTL time.Duration
+	maxAttempts   int
+	allowEmpty    bool
+	codec         any // a Codec[K, V], checked in New
+	metrics       Metrics
+	logger        *slog.Logger
+	registry      *Registry
+	errs          []error // from options, reported by New
+}
+
+// WithSuffix sets the record key to resource:NAME:SUFFIX (and the lock to
+// lock:NAME:SUFFIX), so that one NAME can hold several datasets.
+func WithSuffix(suffix string) Option {
+	return func(c *config) {
+		if err := checkKeyPart("suffix", suffix); err != nil {
+			c.errs = append(c.errs, err)
+		}
+		c.suffix = suffix
+	}
+}
+
+// WithReloadTTL sets how long a snapshot is served before a read reloads it
+// from Redis in the background. Default: DefaultReloadTTL (1 minute).
+func WithReloadTTL(d time.Duration) Option {
+	return func(c *config) { c.reloadTTL = d }
+}
+
+// WithCacheTTL sets the lifetime of the record in Redis; it must be at least
+// the ReloadTTL. Redis counts it in whole seconds, rounded up. Default:
+// DefaultCacheTTLFactor x ReloadTTL.
+func WithCacheTTL(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.errs = append(c.errs, fmt.Errorf("cache TTL %v is not positive (use WithNoExpiry for none)", d))
+		}
+		c.cacheTTL = d
+	}
+}
+
+// WithNoExpiry writes the record without an expiry: it stays in Redis until
+// it is replaced or deleted.
+func WithNoExpiry() Option {
+	return func(c *config) { c.noExpiry = true }
+}
+
+// WithRefillLockTTL sets how long the refill lock lives when its holder dies
+// before releasing it; it bounds how long other processes wait for a crashed
+// holder. Whole seconds, rounded up. Default: DefaultRefillLockTTL (5 s).
+func WithRefillLockTTL(d time.Duration) Option {
+	return func(c *config) { c.refillLockTTL = d }
+}
+
+// WithMaxAttempts makes a reload try up to n times in a row, and makes a read
+// that has no data at all fail with ErrAttemptsExhausted after n failed
+// attempts. With n <= 0 (the default, as Python's -1) a reload tries once and a
+// failure only keeps the stale data.
+func WithMaxAttempts(n int) Option {
+	return func(c *config) { c.maxAttempts = n }
+}
+
+// WithAllowEmpty accepts an empty dataset from the source and from Redis.
+// Without it, empty source data is a load error (ErrEmptyData) and an empty
+// record is treated as missing.
+func WithAllowEmpty() Option {
+	return func(c *config) { c.allowEmpty = true }
+}
+
+// WithCodec replaces the record codec. codec must be a Codec[K, V] for the
+// Cache's K and V; New reports any other value as ErrInvalidConfig. Records
+// that Python services read must keep the default JSONCodec.
+func WithCodec(codec any) Option {
+	return func(c *config) { c.codec = codec }
+}
+
+// WithMetrics sets where the cache counts its outcomes (see Metrics and
+// NewDogStatsD). Default: nothing is counted.
+func WithMetrics(m Metrics) Option {
+	return func(c *config) { c.metrics = m }
+}
+
+// WithLogger sets the structured logger. Default: slog.Default() at New.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.logger = l }
+}
+
+// WithRegistry registers the cache in r instead of DefaultRegistry(); nil
+// registers it nowhere.
+func WithRegistry(r *Registry) Option {
+	return func(c *config) { c.registry = r }
+}
+
+func newConfig(opts []Option) (config, error) {
+	c := config{
+		reloadTTL:     DefaultReloadTTL,
+		refillLockTTL: DefaultRefillLockTTL,
+		maxAttempts:   -1,
+		metrics:       noMetrics{},
+		logger:        slog.Default(),
+		registry:      defaultRegistry,
+	}
+	for _, opt := range opts {
+		opt(&c)
+	}
+	switch {
+	case len(c.errs) > 0:
+		return c, c.errs[0]
+	case c.reloadTTL <= 0:
+		return c, fmt.Errorf("reload TTL %v is not positive", c.reloadTTL)
+	case c.refillLockTTL <= 0:
+		return c, fmt.Errorf("refill lock TTL %v is not positive", c.refillLockTTL)
+	case c.noExpiry && c.cacheTTL != 0:
+		return c, fmt.Errorf("both WithCacheTTL and WithNoExpiry given")
+	case c.cacheTTL != 0 && c.cacheTTL < c.reloadTTL:
+		return c, fmt.Errorf("cache TTL %v is shorter than reload TTL %v", c.cacheTTL, c.reloadTTL)
+	}
+	if c.cacheTTL == 0 && !c.noExpiry {
+		c.cacheTTL = DefaultCacheTTLFactor * c.reloadTTL
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	if c.metrics == nil {
+		c.metrics = noMetrics{}
+	}
+	return c, nil
+}
+
+// checkKeyPart refuses NAME and SUFFIX values that would make the record or
+// lock key ambiguous or address another cache's keys. NAME may not hold ':'
+// either (New checks it), so resource:NAME:SUFFIX always splits one way.
+func checkKeyPart(what, s string) error {
+	if s == "" {
+		return fmt.Errorf("%s is empty", what)
+	}
+	if i := strings.IndexFunc(s, func(r rune) bool {
+		return r <= ' ' || r == 0x7f || strings.ContainsRune(`*?[]\`, r)
+	}); i >= 0 {
+		return fmt.Errorf("%s %q has the character %q at %d (no spaces, control or glob characters)", what, s, s[i], i)
+	}
+	return nil
+}
+
+// wholeSeconds rounds d up to whole seconds: PROTOCOL.md writes EX seconds,
+// and go-redis sends EX (not PX) for whole seconds.
+func wholeSeconds(d time.Duration) time.Duration {
+	return (d + time.Second - 1).Truncate(time.Second)
+}

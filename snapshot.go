@@ -1,0 +1,70 @@
+package kiwicache
+
+import (
+	"iter"
+	"maps"
+	"time"
+)
+
+// A Snapshot is one immutable version of the dataset. Methods on a nil
+// *Snapshot behave as on an empty one.
+//
+// The map behind it is never handed out, so no caller can add, remove or
+// replace an item. Values are shared, not copied: when V holds maps, slices
+// or pointers, treat what they point to as read-only.
+type Snapshot[K comparable, V any] struct {
+	data      map[K]V
+	timestamp time.Time
+	loadedAt  time.Time
+}
+
+// Get returns the item stored under key and whether there is one.
+func (s *Snapshot[K, V]) Get(key K) (V, bool) {
+	if s == nil {
+		var zero V
+		return zero, false
+	}
+	v, ok := s.data[key]
+	return v, ok
+}
+
+// Len returns the number of items.
+func (s *Snapshot[K, V]) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.data)
+}
+
+// Keys iterates over the keys, in no particular order.
+func (s *Snapshot[K, V]) Keys() iter.Seq[K] {
+	if s == nil {
+		return func(func(K) bool) {}
+	}
+	return maps.Keys(s.data)
+}
+
+// All iterates over the items, in no particular order.
+func (s *Snapshot[K, V]) All() iter.Seq2[K, V] {
+	if s == nil {
+		return func(func(K, V) bool) {}
+	}
+	return maps.All(s.data)
+}
+
+// Timestamp returns when the data was read from the source (the record's
+// timestamp).
+func (s *Snapshot[K, V]) Timestamp() time.Time {
+	if s == nil {
+		return time.Time{}
+	}
+	return s.timestamp
+}
+
+// LoadedAt returns when this process made the snapshot.
+func (s *Snapshot[K, V]) LoadedAt() time.Time {
+	if s == nil {
+		return time.Time{}
+	}
+	return s.loadedAt
+}
