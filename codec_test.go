@@ -1,0 +1,258 @@
+package kiwicache
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var goldenCases = []string{"tiny", "unicode", "int_keys", "sql_row", "suffix", "empty", "nested", "sql_table"}
+
+// expectedItems reads CASE.expected.json with every number kept exact.
+func expectedItems(t *testing.T, name string) map[string]any {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(readGolden(t, name+".expected.json")))
+	dec.UseNumber()
+	var want map[string]any
+	if err := dec.Decode(&want); err != nil {
+		t.Fatal(err)
+	}
+	return want
+}
+
+// 11. Every golden record decodes to the items of its .expected.json, every
+// number exact ("1.1000" equals "1.1", 9007199254740993 stays itself).
+func TestGoldenRecordsDecode(t *testing.T) {
+	for _, name := range goldenCases {
+		t.Run(name, func(t *testing.T) {
+			rec, err := JSONCodec[string, any]{}.Decode(readGolden(t, name+".record"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := exactDiff("", map[string]any(rec.Data), expectedItems(t, name)); diff != "" {
+				t.Error(diff)
+			}
+			if rec.Timestamp.Year() != 2026 {
+				t.Errorf("timestamp = %v", rec.Timestamp)
+			}
+		})
+	}
+}
+
+// exactDiff compares JSON-shaped values, numbers by exact decimal value.
+func exactDiff(path string, got, want any) string {
+	switch w := want.(type) {
+	case json.Number:
+		g, ok := got.(Number)
+		if !ok {
+			return fmt.Sprintf("%s: got %T %v, want number %s", path, got, got, w)
+		}
+		gr, ok1 := new(big.Rat).SetString(string(g))
+		wr, ok2 := new(big.Rat).SetString(string(w))
+		if !ok1 || !ok2 || gr.Cmp(wr) != 0 {
+			return fmt.Sprintf("%s: got %s, want %s", path, g, w)
+		}
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok || len(g) != len(w) {
+			return fmt.Sprintf("%s: got %#v, want %#v", path, got, want)
+		}
+		for k := range w {
+			if d := exactDiff(path+"."+k, g[k], w[k]); d != "" {
+				return d
+			}
+		}
+	case []any:
+		g, ok := got.([]any)
+		if !ok || len(g) != len(w) {
+			return fmt.Sprintf("%s: got %#v, want %#v", path, got, want)
+		}
+		for i := range w {
+			if d := exactDiff(fmt.Sprintf("%s[%d]", path, i), g[i], w[i]); d != "" {
+				return d
+			}
+		}
+	default:
+		if !reflect.DeepEqual(got, want) {
+			return fmt.Sprintf("%s: got %#v, want %#v", path, got, want)
+		}
+	}
+	return ""
+}
+
+// 11. Golden records decode into typed V and integer K too.
+func TestGoldenRecordsDecodeTyped(t *testing.T) {
+	tiny, err := JSONCodec[string, item]{}.Decode(readGolden(t, "tiny.record"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tiny.Data["k1"]; got.ID != 1 || got.Name != "item-1" || got.Price != 1.25 || len(got.Tags) != 2 {
+		t.Errorf("tiny k1 = %+v", got)
+	}
+
+	type carrier struct {
+		Code  string   `json:"code"`
+		Fleet int      `json:"fleet"`
+		Ratio float64  `json:"ratio"`
+		Big   Number   `json:"big"`
+		Tiny  float64  `json:"tiny"`
+		None  *float64 `json:"none"`
+	}
+	carriers, err := JSONCodec[int, carrier]{}.Decode(readGolden(t, "int_keys.record"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := carriers.Data[22]; got.Code != "W6" || got.Big != "-9007199254740993" || got.Tiny != 2.5e300 || got.None != nil {
+		t.Errorf("int_keys 22 = %+v", got)
+	}
+
+	type airline struct {
+		Course    Number     `json:"course"`
+		Updated   string     `json:"updated"`
+		Since     string     `json:"since"`
+		Hubs      []string   `json:"hubs"`
+		DeletedAt *time.Time `json:"deleted_at"`
+	}
+	row, err := JSONCodec[string, airline]{}.Decode(readGolden(t, "sql_row.record"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := row.Data["FR"]; got.Course != "1.1765" || got.Updated != "2019-10-08 12:34:56" || got.Hubs[0] != "DUB" {
+		t.Errorf("sql_row FR = %+v", got)
+	}
+
+	dup, err := JSONCodec[string, int]{}.Decode(readGolden(t, "malformed/duplicate_key.record"))
+	if err != nil || len(dup.Data) != 1 || dup.Data["a"] != 2 {
+		t.Errorf("duplicate_key = %v, %v; want a=2 (the last value, as Python)", dup.Data, err)
+	}
+}
+
+func TestMalformedRecordsAreRejected(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "golden", "malformed", "*.record"))
+	if len(files) < 9 {
+		t.Fatalf("only %d malformed records in testdata", len(files))
+	}
+	extra := map[string]string{
+		"trailing garbage": `{"data": {}, "timestamp": 1.0} x`,
+		"data is null":     `{"data": null, "timestamp": 1.0}`,
+		"no data":          `{"timestamp": 1.0}`,
+		"case differs":     `{"DATA": {}, "timestamp": 1.0}`,
+		"negative time":    `{"data": {}, "timestamp": -1.0}`,
+		"huge time":        `{"data": {}, "timestamp": 1e300}`,
+		"array at top":     `[1]`,
+	}
+	for _, f := range files {
+		if !strings.Contains(f, "duplicate_key") {
+			extra[filepath.Base(f)] = string(must(os.ReadFile(f)))
+		}
+	}
+	for name, in := range extra {
+		if _, err := (JSONCodec[string, any]{}).Decode([]byte(in)); !isMalformed(err) {
+			t.Errorf("%s: Decode error = %v, want ErrMalformedRecord", name, err)
+		}
+	}
+}
+
+func isMalformed(err error) bool { return errors.Is(err, ErrMalformedRecord) }
+
+type priced struct {
+	Price float64 `json:"price"`
+	Ratio float32 `json:"ratio"`
+	Count int     `json:"count"`
+}
+
+// 11. Records written by Go: exactly data and timestamp, float seconds, and
+// integral floats written so that Python reads floats.
+func TestEncodeWritesPythonTypes(t *testing.T) {
+	ts := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	b, err := JSONCodec[string, any]{}.Encode(Record[string, any]{
+		Data: map[string]any{
+			"p": priced{Price: 5, Ratio: 2, Count: 3},
+			"m": map[string]any{"f": 3.0, "i": 3, "tiny": 1e-7, "huge": 1e21, "n": Number("1.1000"),
+				"big": Number("12345678901234567890"), "html": "<&>"},
+		},
+		Timestamp: ts,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for _, want := range []string{`{"data": {`, `"price":5.0`, `"ratio":2.0`, `"count":3}`, `"f":3.0`, `"i":3`,
+		`"tiny":1e-07`, `"huge":1e+21`, `"n":1.1000`, `"big":12345678901234567890`, `"html":"<&>"`,
+		fmt.Sprintf(`, "timestamp": %d.0}`, ts.Unix())} {
+		if !strings.Contains(s, want) {
+			t.Errorf("encoded record lacks %s:\n%s", want, s)
+		}
+	}
+	rec, err := JSONCodec[string, any]{}.Decode(b)
+	if err != nil || !rec.Timestamp.Equal(ts) {
+		t.Errorf("round trip: %v, %v", rec.Timestamp, err)
+	}
+	if _, err := (JSONCodec[string, float64]{}).Encode(Record[string, float64]{Data: map[string]float64{"x": nanValue()}}); err == nil {
+		t.Error("NaN encoded without an error")
+	}
+}
+
+func nanValue() float64 { var z float64; return z / z }
+
+// 11. What Go writes, Python reads back with the same values and types: each
+// golden record decoded and re-encoded by Go, and typed values with floats.
+func TestPythonReadsGoRecords(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 is not installed: the Python round trip is checked where it is")
+	}
+	dir := t.TempDir()
+	for _, name := range goldenCases {
+		rec, err := JSONCodec[string, any]{}.Decode(readGolden(t, name+".record"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := JSONCodec[string, any]{}.Encode(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, name+".go.record"), out, 0o644)
+		os.WriteFile(filepath.Join(dir, name+".py.record"), readGolden(t, name+".record"), 0o644)
+	}
+	typed, _ := JSONCodec[string, priced]{}.Encode(Record[string, priced]{
+		Data: map[string]priced{"x": {Price: 5, Ratio: 2, Count: 3}}, Timestamp: time.Now()})
+	os.WriteFile(filepath.Join(dir, "typed.go.record"), typed, 0o644)
+
+	script := `
+import json, sys, glob, os
+def same(a, b, path):
+    if type(a) is not type(b):
+        sys.exit("%s: %r (%s) != %r (%s)" % (path, a, type(a).__name__, b, type(b).__name__))
+    if isinstance(a, dict):
+        if a.keys() != b.keys(): sys.exit("%s: keys %s != %s" % (path, sorted(a), sorted(b)))
+        for k in a: same(a[k], b[k], path + "." + k)
+    elif isinstance(a, list):
+        if len(a) != len(b): sys.exit(path + ": lengths differ")
+        for i, (x, y) in enumerate(zip(a, b)): same(x, y, "%s[%d]" % (path, i))
+    elif a != b: sys.exit("%s: %r != %r" % (path, a, b))
+d = sys.argv[1]
+for f in glob.glob(os.path.join(d, "*.py.record")):
+    go = json.load(open(f.replace(".py.", ".go.")))
+    py = json.load(open(f))
+    if set(go) != {"data", "timestamp"} or not isinstance(go["timestamp"], float):
+        sys.exit(f + ": bad members or timestamp: %r" % list(go))
+    same(go["data"], py["data"], os.path.basename(f))
+t = json.load(open(os.path.join(d, "typed.go.record")))["data"]["x"]
+same(t, {"price": 5.0, "ratio": 2.0, "count": 3}, "typed")
+print("ok")
+`
+	out, err := exec.Command(python, "-c", script, dir).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "ok" {
+		t.Errorf("Python read Go's records differently: %v\n%s", err, out)
+	}
+}
