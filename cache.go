@@ -468,17 +468,16 @@ func (c *Cache[K, V]) save(ctx context.Context, rec *Record[K, V]) error {
 // record for another CacheTTL, and a record that has expired is written back
 // from this process's snapshot.
 func (c *Cache[K, V]) keepRecordAlive(ctx context.Context) {
-	var exists bool
-	var err error
+	exists, command, err := false, "EXPIRE", error(nil)
 	if c.cfg.noExpiry {
 		var n int64
 		n, err = c.rdb.Exists(ctx, c.key).Result()
-		exists = n > 0
+		exists, command = n > 0, "EXISTS"
 	} else {
 		exists, err = c.rdb.Expire(ctx, c.key, wholeSeconds(c.cfg.cacheTTL)).Result()
 	}
 	if err != nil {
-		c.redisError(ctx, "kiwicache.prolong_expiration_failed", "EXPIRE", err)
+		c.redisError(ctx, "kiwicache.prolong_expiration_failed", command, err)
 		return
 	}
 	s := c.snap.Load()

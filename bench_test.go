@@ -1,0 +1,98 @@
+package kiwicache
+
+import (
+	"context"
+	"fmt"
+	"testing"
+)
+
+// The benchmarks compare Get with a plain map lookup of the same data in the
+// same run: Get should cost a map lookup plus two atomic loads, and allocate
+// nothing. Run them with `make bench`.
+
+const benchItems = 1000
+
+func benchData[K comparable](key func(int) K) (map[K]item, []K) {
+	data := make(map[K]item, benchItems)
+	keys := make([]K, benchItems)
+	for i := range benchItems {
+		keys[i] = key(i)
+		data[keys[i]] = item{ID: i}
+	}
+	return data, keys
+}
+
+// benchCache returns a Cache holding data, and the ctx to read it with
+// (b.Context takes a lock: calling it per read would measure that).
+func benchCache[K comparable](b *testing.B, data map[K]item) (*Cache[K, item], context.Context) {
+	_, rdb := newMiniredis(b)
+	c := mustNew(b, "Bench", rdb, LoaderFunc[K, item](staticData(data)))
+	ctx := b.Context()
+	if _, err := c.Snapshot(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	return c, ctx
+}
+
+var sinkID int
+
+func BenchmarkGet(b *testing.B) {
+	strData, strKeys := benchData(func(i int) string { return fmt.Sprint("k", i) })
+	intData, intKeys := benchData(func(i int) int { return i * 7919 })
+
+	b.Run("string/map", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			sinkID += strData[strKeys[i%benchItems]].ID
+		}
+	})
+	b.Run("string/cache", func(b *testing.B) {
+		c, ctx := benchCache(b, strData)
+		for i := 0; b.Loop(); i++ {
+			v, _ := c.Get(ctx, strKeys[i%benchItems])
+			sinkID += v.ID
+		}
+	})
+	b.Run("int/map", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			sinkID += intData[intKeys[i%benchItems]].ID
+		}
+	})
+	b.Run("int/cache", func(b *testing.B) {
+		c, ctx := benchCache(b, intData)
+		for i := 0; b.Loop(); i++ {
+			v, _ := c.Get(ctx, intKeys[i%benchItems])
+			sinkID += v.ID
+		}
+	})
+}
+
+// BenchmarkGetParallel shows that reads scale with cores: no lock or shared
+// write on the read path. Compare with -cpu 1,2.
+func BenchmarkGetParallel(b *testing.B) {
+	data, keys := benchData(func(i int) string { return fmt.Sprint("k", i) })
+	b.Run("map", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			sum := 0
+			for i := 0; pb.Next(); i++ {
+				sum += data[keys[i%benchItems]].ID
+			}
+			_ = sum
+		})
+	})
+	b.Run("cache", func(b *testing.B) {
+		c, ctx := benchCache(b, data)
+		b.RunParallel(func(pb *testing.PB) {
+			sum := 0
+			for i := 0; pb.Next(); i++ {
+				v, _ := c.Get(ctx, keys[i%benchItems])
+				sum += v.ID
+			}
+			_ = sum
+		})
+	})
+}
