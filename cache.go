@@ -40,8 +40,11 @@ type Cache[K comparable, V any] struct {
 	cfg    config
 	log    *slog.Logger
 
-	snap  atomic.Pointer[Snapshot[K, V]]
-	stale atomic.Bool // set by timer when snap is ReloadTTL old
+	snap atomic.Pointer[Snapshot[K, V]]
+	// fresh is snap until it is ReloadTTL old, then nil (set by timer), so
+	// that Get checks presence and age with one atomic load.
+	fresh atomic.Pointer[Snapshot[K, V]]
+	stale atomic.Bool // set with fresh = nil; the reader that clears it reloads
 
 	work chan struct{} // held by the one reload or refill running
 
@@ -134,36 +137,42 @@ func (c *Cache[K, V]) Key() string { return c.key }
 // snapshot yet does it wait for the first load, until ctx ends; the error then
 // wraps ErrNoData (and ErrAttemptsExhausted with WithMaxAttempts) and the cause.
 func (c *Cache[K, V]) Get(ctx context.Context, key K) (V, error) {
-	s := c.snap.Load()
-	if s == nil || c.stale.Load() {
-		var err error
-		if s, err = c.current(ctx, s); err != nil {
-			var zero V
-			return zero, err
+	// Small enough to inline, so that the caller's frame does the lookup.
+	if s := c.fresh.Load(); s != nil {
+		if v, ok := s.data[key]; ok {
+			return v, nil
 		}
+	}
+	return c.getSlow(ctx, key)
+}
+
+// getSlow is Get when the key is absent, the snapshot stale or missing.
+func (c *Cache[K, V]) getSlow(ctx context.Context, key K) (V, error) {
+	var zero V
+	s, err := c.Snapshot(ctx)
+	if err != nil {
+		return zero, err
 	}
 	if v, ok := s.data[key]; ok {
 		return v, nil
 	}
-	var zero V
 	return zero, ErrNotFound
 }
 
 // Snapshot returns the current snapshot, for reading the whole dataset
 // consistently (Len, Keys, All). It waits for data as Get does.
 func (c *Cache[K, V]) Snapshot(ctx context.Context) (*Snapshot[K, V], error) {
-	s := c.snap.Load()
-	if s == nil || c.stale.Load() {
-		return c.current(ctx, s)
+	if s := c.fresh.Load(); s != nil {
+		return s, nil
 	}
-	return s, nil
+	return c.current(ctx)
 }
 
-// current is Get's slow path: with a snapshot s, it starts a background
-// reload if s is stale and returns s at once; without one, it waits for the
-// first load.
-func (c *Cache[K, V]) current(ctx context.Context, s *Snapshot[K, V]) (*Snapshot[K, V], error) {
-	if s != nil {
+// current is the slow path of reads: with a snapshot, it starts a background
+// reload if the snapshot is stale and returns it at once; without one, it
+// waits for the first load.
+func (c *Cache[K, V]) current(ctx context.Context) (*Snapshot[K, V], error) {
+	if s := c.snap.Load(); s != nil {
 		if c.stale.CompareAndSwap(true, false) { // one reader starts it, the rest carry on
 			c.startReload()
 		}
@@ -286,8 +295,12 @@ func (c *Cache[K, V]) scheduleReloadLocked() {
 		return
 	}
 	c.stale.Store(false)
+	c.fresh.Store(c.snap.Load())
 	if c.timer == nil {
-		c.timer = time.AfterFunc(c.cfg.reloadTTL, func() { c.stale.Store(true) })
+		c.timer = time.AfterFunc(c.cfg.reloadTTL, func() {
+			c.stale.Store(true)
+			c.fresh.Store(nil)
+		})
 	} else {
 		c.timer.Reset(c.cfg.reloadTTL)
 	}
