@@ -2,11 +2,14 @@
 #               tests use REDIS_URL, or a redis-server they start from PATH.
 # make example  the airlines example: a few lookups through the cache (an
 #               embedded miniredis unless REDIS_URL is set).
-# make bench    the benchmarks, benchstat-friendly, into bench.txt.
+# make bench    the benchmarks (reloads on a real redis-server, as the tests
+#               start it), benchstat-friendly, into bench.txt. Compare two
+#               runs with: go run golang.org/x/perf/cmd/benchstat@latest old.txt new.txt
 
 GO ?= go
 BENCH ?= .
 BENCHCOUNT ?= 6
+BENCHTIME ?= 500ms
 
 .PHONY: test example bench
 
@@ -18,4 +21,4 @@ example:
 	$(GO) run ./examples/airlines
 
 bench:
-	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCHCOUNT) -timeout 5m . | tee bench.txt
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) -timeout 5m . | tee bench.txt

@@ -55,6 +55,13 @@ func BenchmarkGet(b *testing.B) {
 			sink, _ = c.Get(ctx, strKeys[i%benchItems])
 		}
 	})
+	b.Run("string/snapshot", func(b *testing.B) {
+		c, ctx := benchCache(b, strData)
+		s := must(c.Snapshot(ctx))
+		for i := 0; b.Loop(); i++ {
+			sink, _ = s.Get(strKeys[i%benchItems])
+		}
+	})
 	b.Run("int/map", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {

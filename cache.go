@@ -337,8 +337,14 @@ func (c *Cache[K, V]) reloadWithAttempts(ctx context.Context) error {
 	return err
 }
 
-// reload: GET the record; when missing or malformed, refill it.
+// reload: GET the record; when missing or malformed, refill it. A record
+// that is still the one the snapshot came from is not read again.
 func (c *Cache[K, V]) reload(ctx context.Context) error {
+	if s := c.snap.Load(); s != nil {
+		if same, err := c.recordUnchanged(ctx, s); same || err != nil {
+			return err
+		}
+	}
 	rec, err := c.fetch(ctx)
 	if err != nil {
 		return err
@@ -353,7 +359,7 @@ func (c *Cache[K, V]) reload(ctx context.Context) error {
 }
 
 func (c *Cache[K, V]) install(rec *Record[K, V]) {
-	c.snap.Store(&Snapshot[K, V]{data: rec.Data, timestamp: rec.Timestamp, loadedAt: time.Now()})
+	c.snap.Store(&Snapshot[K, V]{data: rec.Data, timestamp: rec.Timestamp, loadedAt: time.Now(), size: rec.size})
 }
 
 // fetch GETs and decodes the record. A missing, malformed or (without
@@ -371,6 +377,7 @@ func (c *Cache[K, V]) fetch(ctx context.Context) (*Record[K, V], error) {
 		c.log.WarnContext(ctx, "kiwicache.malformed_cache_data", "key", c.key, "error", err)
 		return nil, nil
 	}
+	rec.size = len(b)
 	if len(rec.Data) == 0 && !c.cfg.allowEmpty {
 		return nil, nil
 	}
@@ -474,6 +481,7 @@ func (c *Cache[K, V]) save(ctx context.Context, rec *Record[K, V]) error {
 	if err := c.rdb.Set(ctx, c.key, b, ttl).Err(); err != nil {
 		return c.redisError(ctx, "kiwicache.save_failed", "SET", err)
 	}
+	rec.size = len(b)
 	return nil
 }
 

@@ -298,7 +298,7 @@ func TestRedisDownServesStaleData(t *testing.T) {
 	}
 	elapsed := time.Since(start)
 	eventually(t, "a redis_error is counted", func() bool { return m.get("Items", StatusRedisError) > 0 })
-	// Each reload attempt is one GET; allow one for the period in progress.
+	// Each reload attempt is one round trip; allow one for the period in progress.
 	if n, most := commands.Load(), int64(elapsed/reloadTTL)+1; n > most {
 		t.Errorf("%d Redis commands in %v for %d reads, want at most %d (one per ReloadTTL)", n, elapsed, reads, most)
 	}
@@ -314,7 +314,7 @@ func (h countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
 }
 func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
 }
 
 // 7. MaxAttempts > 0: ErrAttemptsExhausted after that many failures with no

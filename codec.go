@@ -32,6 +32,8 @@ type Number = jsonv1.Number
 type Record[K comparable, V any] struct {
 	Data      map[K]V
 	Timestamp time.Time
+
+	size int // bytes of the Redis string it came from or went to; 0 if unknown
 }
 
 // A Codec turns a Record into the bytes of the Redis string and back.

@@ -16,6 +16,7 @@ type Snapshot[K comparable, V any] struct {
 	data      map[K]V
 	timestamp time.Time
 	loadedAt  time.Time
+	size      int // of the record it came from (see recordUnchanged)
 }
 
 // Get returns the item stored under key and whether there is one.
