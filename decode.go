@@ -9,9 +9,9 @@ import (
 	"runtime"
 	"sync"
 
-	gojson "github.com/goccy/go-json"
 	json "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+	gojson "github.com/goccy/go-json"
 )
 
 // Decoding a record is most of a reload's time, so JSONCodec does it in three
