@@ -234,3 +234,19 @@ func TestPythonRecordSize(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkMapBuild is a floor under any reload of the 100,000-item record,
+// even one that decoded nothing: making a map of its keys.
+func BenchmarkMapBuild(b *testing.B) {
+	keys := make([]string, 100_000)
+	for i := range keys {
+		keys[i] = "k" + strconv.Itoa(i)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		m := make(map[string]int32, len(keys))
+		for i, k := range keys {
+			m[k] = int32(i)
+		}
+	}
+}
