@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"reflect"
 	"runtime"
 	"sync"
 
 	json "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
-	gojson "github.com/goccy/go-json"
 )
 
 // Decoding a record is most of a reload's time, so JSONCodec does it in three
@@ -21,13 +19,9 @@ import (
 //     timestamp, no trailing data;
 //  2. the data object is scanned for its end, and cut between members into
 //     one piece per core;
-//  3. the pieces are decoded in parallel, and merged in record order (so that
-//     a repeated key keeps its last value, as in Python).
-//
-// Values whose type holds an interface or Number are decoded by
-// go-json-experiment with encoding/json's semantics and exact numbers; other
-// values by github.com/goccy/go-json (encoding/json's semantics, 2.4 times as
-// fast on the benchmark record).
+//  3. the pieces are decoded in parallel, with encoding/json's semantics and
+//     exact numbers (decodeOptions), and merged in record order, so that a
+//     repeated key keeps its last value, as in Python.
 
 // minPiece is the smallest piece of data worth a goroutine of its own.
 const minPiece = 256 << 10
@@ -258,10 +252,9 @@ func (obj dataObject) pieces() [][]byte {
 
 // decodeMembers decodes the pieces of obj in parallel into one map.
 func decodeMembers[K comparable, V any](obj dataObject) (map[K]V, error) {
-	unmarshal := unmarshalerFor[V]()
 	if len(obj.cuts) == 0 {
 		m := make(map[K]V, obj.members)
-		return m, unmarshal(obj.raw, &m)
+		return m, json.Unmarshal(obj.raw, &m, decodeOptions)
 	}
 	pieces := obj.pieces()
 	parts := make([]map[K]V, len(pieces))
@@ -273,7 +266,7 @@ func decodeMembers[K comparable, V any](obj dataObject) (map[K]V, error) {
 			size = obj.members // the others are merged into it
 		}
 		parts[i] = make(map[K]V, size)
-		wg.Go(func() { errs[i] = unmarshal(piece, &parts[i]) })
+		wg.Go(func() { errs[i] = json.Unmarshal(piece, &parts[i], decodeOptions) })
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -285,39 +278,4 @@ func decodeMembers[K comparable, V any](obj dataObject) (map[K]V, error) {
 		maps.Copy(parts[0], part) // in record order: the last value of a key wins
 	}
 	return parts[0], nil
-}
-
-// unmarshalerFor returns the decoder for a map of V values.
-func unmarshalerFor[V any]() func([]byte, any) error {
-	if needsExactNumbers(reflect.TypeFor[V](), map[reflect.Type]bool{}) {
-		return func(b []byte, v any) error { return json.Unmarshal(b, v, decodeOptions) }
-	}
-	return gojson.Unmarshal
-}
-
-var numberType = reflect.TypeFor[Number]()
-
-// needsExactNumbers reports whether t holds an interface (where numbers
-// decode as Number) or a Number, which only the exact decoder handles.
-func needsExactNumbers(t reflect.Type, seen map[reflect.Type]bool) bool {
-	if t == numberType || t.Kind() == reflect.Interface {
-		return true
-	}
-	if seen[t] {
-		return false
-	}
-	seen[t] = true
-	switch t.Kind() {
-	case reflect.Pointer, reflect.Slice, reflect.Array:
-		return needsExactNumbers(t.Elem(), seen)
-	case reflect.Map:
-		return needsExactNumbers(t.Key(), seen) || needsExactNumbers(t.Elem(), seen)
-	case reflect.Struct:
-		for i := range t.NumField() {
-			if needsExactNumbers(t.Field(i).Type, seen) {
-				return true
-			}
-		}
-	}
-	return false
 }

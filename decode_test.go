@@ -85,26 +85,3 @@ func TestParallelDecodeErrors(t *testing.T) {
 		t.Errorf("a string for an int field: error = %v, want ErrMalformedRecord", err)
 	}
 }
-
-func TestNeedsExactNumbers(t *testing.T) {
-	type node struct {
-		Next *node
-		N    int
-	}
-	type withAny struct{ X []map[string]any }
-	for _, tc := range []struct {
-		t    reflect.Type
-		want bool
-	}{
-		{reflect.TypeFor[item](), false},
-		{reflect.TypeFor[node](), false},
-		{reflect.TypeFor[any](), true},
-		{reflect.TypeFor[Number](), true},
-		{reflect.TypeFor[withAny](), true},
-		{reflect.TypeFor[map[string]*[2]Number](), true},
-	} {
-		if got := needsExactNumbers(tc.t, map[reflect.Type]bool{}); got != tc.want {
-			t.Errorf("needsExactNumbers(%v) = %v, want %v", tc.t, got, tc.want)
-		}
-	}
-}

@@ -6,7 +6,6 @@ require (
 	github.com/DataDog/datadog-go/v5 v5.9.1
 	github.com/alicebob/miniredis/v2 v2.40.0
 	github.com/go-json-experiment/json v1.27.2
-	github.com/goccy/go-json v0.12.0
 	github.com/redis/go-redis/v9 v9.23.0
 )
 
