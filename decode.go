@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"sync"
 
-	json "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 )
 
@@ -19,14 +18,14 @@ import (
 //     timestamp, no trailing data;
 //  2. the data object is scanned for its end, and cut between members into
 //     one piece per core;
-//  3. the pieces are decoded in parallel, with encoding/json's semantics and
-//     exact numbers (decodeOptions), and merged in record order, so that a
-//     repeated key keeps its last value, as in Python.
+//  3. the pieces are decoded in parallel (by decodeOptions: encoding/json's
+//     semantics, exact numbers; or by JSONCodec.Unmarshal), and merged in
+//     record order, so that a repeated key keeps its last value, as in Python.
 
 // minPiece is the smallest piece of data worth a goroutine of its own.
 const minPiece = 256 << 10
 
-func decodeJSONRecord[K comparable, V any](b []byte) (rec Record[K, V], err error) {
+func decodeJSONRecord[K comparable, V any](b []byte, unmarshal func([]byte, any) error) (rec Record[K, V], err error) {
 	p := recordParser{b: b}
 	p.skipSpace()
 	if k := p.peek(); k != '{' {
@@ -90,7 +89,7 @@ func decodeJSONRecord[K comparable, V any](b []byte) (rec Record[K, V], err erro
 	case !haveTimestamp:
 		return rec, errors.New("no timestamp member")
 	}
-	if rec.Data, err = decodeMembers[K, V](data); err != nil {
+	if rec.Data, err = decodeMembers[K, V](data, unmarshal); err != nil {
 		return rec, fmt.Errorf("data: %w", err)
 	}
 	return rec, nil
@@ -251,10 +250,10 @@ func (obj dataObject) pieces() [][]byte {
 }
 
 // decodeMembers decodes the pieces of obj in parallel into one map.
-func decodeMembers[K comparable, V any](obj dataObject) (map[K]V, error) {
+func decodeMembers[K comparable, V any](obj dataObject, unmarshal func([]byte, any) error) (map[K]V, error) {
 	if len(obj.cuts) == 0 {
 		m := make(map[K]V, obj.members)
-		return m, json.Unmarshal(obj.raw, &m, decodeOptions)
+		return m, unmarshalPiece(unmarshal, obj.raw, &m)
 	}
 	pieces := obj.pieces()
 	parts := make([]map[K]V, len(pieces))
@@ -266,7 +265,7 @@ func decodeMembers[K comparable, V any](obj dataObject) (map[K]V, error) {
 			size = obj.members // the others are merged into it
 		}
 		parts[i] = make(map[K]V, size)
-		wg.Go(func() { errs[i] = json.Unmarshal(piece, &parts[i], decodeOptions) })
+		wg.Go(func() { errs[i] = unmarshalPiece(unmarshal, piece, &parts[i]) })
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -278,4 +277,15 @@ func decodeMembers[K comparable, V any](obj dataObject) (map[K]V, error) {
 		maps.Copy(parts[0], part) // in record order: the last value of a key wins
 	}
 	return parts[0], nil
+}
+
+// unmarshalPiece turns a panic of the decoder into an error: it may run in a
+// goroutine of its own, where a panic would end the process.
+func unmarshalPiece(unmarshal func([]byte, any) error, piece []byte, v any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("decoder panicked: %v", p)
+		}
+	}()
+	return unmarshal(piece, v)
 }

@@ -2,10 +2,12 @@ package kiwicache
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -83,5 +85,35 @@ func TestParallelDecodeErrors(t *testing.T) {
 	wrongType := strings.Replace(good, `"id": 7000,`, `"id": "7000",`, 1)
 	if _, err := (JSONCodec[string, item]{}).Decode([]byte(wrongType)); !isMalformed(err) {
 		t.Errorf("a string for an int field: error = %v, want ErrMalformedRecord", err)
+	}
+}
+
+// JSONCodec.Unmarshal replaces the decoder of the pieces; one that panics,
+// in any piece, makes the record malformed instead of ending the process.
+func TestJSONCodecUnmarshal(t *testing.T) {
+	withCores(t, 4)
+	rec := pythonRecord(10_000, benchTimestamp)
+	var calls atomic.Int64
+	counting := JSONCodec[string, item]{Unmarshal: func(data []byte, v any) error {
+		calls.Add(1)
+		return json.Unmarshal(data, v)
+	}}
+	got := must(counting.Decode(rec))
+	if calls.Load() != 3 || !reflect.DeepEqual(got.Data, benchItemsData(10_000)) {
+		t.Errorf("Unmarshal called %d times (want 3, one per piece), data equal: %v",
+			calls.Load(), reflect.DeepEqual(got.Data, benchItemsData(10_000)))
+	}
+
+	panicking := JSONCodec[string, item]{Unmarshal: func(data []byte, v any) error {
+		if bytes.Contains(data, []byte(`"k9999"`)) {
+			panic("decoder bug")
+		}
+		return json.Unmarshal(data, v)
+	}}
+	for _, b := range [][]byte{rec, pythonRecord(10, benchTimestamp)} {
+		b = bytes.Replace(b, []byte(`"k9"`), []byte(`"k9999"`), 1)
+		if _, err := panicking.Decode(b); !isMalformed(err) || !strings.Contains(err.Error(), "decoder panicked") {
+			t.Errorf("%d-byte record: error = %v, want a malformed record from the panic", len(b), err)
+		}
 	}
 }

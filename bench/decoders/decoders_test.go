@@ -1,0 +1,110 @@
+// Package decoders measures candidate JSON decoders on the benchmark record of
+// BENCHMARKS.md: the time to decode it into typed values, and how much heap
+// the decoded data keeps alive (a decoder whose strings point into its input
+// keeps the whole input alive with them).
+//
+// It is a module of its own so that the candidates stay out of kiwicache's
+// go.mod:
+//
+//	cd bench/decoders && go test -bench . -count 6
+package decoders
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
+	"testing"
+
+	"github.com/bytedance/sonic"
+	jsonx "github.com/go-json-experiment/json"
+	jsonv1 "github.com/go-json-experiment/json/v1"
+	gojson "github.com/goccy/go-json"
+	"github.com/kiwicache/kiwicache"
+	segjson "github.com/segmentio/encoding/json"
+)
+
+type item struct {
+	ID     int      `json:"id"`
+	Name   string   `json:"name"`
+	Price  float64  `json:"price"`
+	Tags   []string `json:"tags"`
+	Active bool     `json:"active"`
+}
+
+type record struct {
+	Data      map[string]item `json:"data"`
+	Timestamp float64         `json:"timestamp"`
+}
+
+// benchRecord is the 100,000-item record as Python writes it (10,177,825 bytes).
+func benchRecord(n int) []byte {
+	b := []byte(`{"data": {`)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		price := strconv.FormatFloat(float64(i)*1.25, 'f', -1, 64)
+		if float64(i)*1.25 == float64(int(float64(i)*1.25)) {
+			price += ".0"
+		}
+		b = fmt.Appendf(b, `"k%d": {"id": %d, "name": "item-%d", "price": %s, "tags": ["a", "b"], "active": %t}`,
+			i, i, i, price, i%2 == 0)
+	}
+	return append(b, `}, "timestamp": 1764087331.4123456}`...)
+}
+
+var rec = benchRecord(100_000)
+
+func bench(b *testing.B, unmarshal func([]byte, any) error) {
+	b.SetBytes(int64(len(rec)))
+	b.ReportAllocs()
+	var kept *record
+	for b.Loop() {
+		var r record
+		if err := unmarshal(rec, &r); err != nil || len(r.Data) != 100_000 {
+			b.Fatal(err)
+		}
+		kept = &r
+	}
+	b.StopTimer()
+	runtime.GC()
+	with := heapObjects()
+	runtime.KeepAlive(kept)
+	kept = nil
+	runtime.GC()
+	b.ReportMetric(float64(with-heapObjects())/float64(len(rec)), "retained/record")
+}
+
+func heapObjects() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+func BenchmarkEncodingJSON(b *testing.B) { bench(b, json.Unmarshal) }
+func BenchmarkGoJSONExperiment(b *testing.B) {
+	bench(b, func(d []byte, v any) error { return jsonx.Unmarshal(d, v, jsonv1.DefaultOptionsV1()) })
+}
+func BenchmarkGoccy(b *testing.B)     { bench(b, gojson.Unmarshal) }
+func BenchmarkSegmentio(b *testing.B) { bench(b, segjson.Unmarshal) }
+func BenchmarkSonic(b *testing.B)     { bench(b, sonic.ConfigStd.Unmarshal) }
+
+// kiwicache's JSONCodec: the record parsed, cut into pieces and decoded on
+// every core; by default with go-json-experiment, or with sonic.
+func BenchmarkKiwicacheJSONCodec(b *testing.B) {
+	benchCodec(b, kiwicache.JSONCodec[string, item]{})
+}
+
+func BenchmarkKiwicacheJSONCodecSonic(b *testing.B) {
+	benchCodec(b, kiwicache.JSONCodec[string, item]{Unmarshal: sonic.ConfigStd.Unmarshal})
+}
+
+func benchCodec(b *testing.B, c kiwicache.JSONCodec[string, item]) {
+	bench(b, func(data []byte, v any) error {
+		rec, err := c.Decode(data)
+		v.(*record).Data = rec.Data
+		return err
+	})
+}
