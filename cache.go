@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,8 +38,10 @@ type Cache[K comparable, V any] struct {
 	loader Loader[K, V]
 	codec  Codec[K, V]
 	lock   refillLock
-	cfg    config
-	log    *slog.Logger
+	// validateFn is WithValidate's function, nil without it.
+	validateFn func(prev *Snapshot[K, V], fresh map[K]V) error
+	cfg        config
+	log        *slog.Logger
 
 	snap atomic.Pointer[Snapshot[K, V]]
 	// fresh is snap until it is ReloadTTL old, then nil (set by timer), so
@@ -76,8 +79,11 @@ func New[K comparable, V any](name string, rdb redis.UniversalClient, loader Loa
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	codec, err := newCodec[K, V](cfg.codec)
+	validateFn, ok := cfg.validate.(func(*Snapshot[K, V], map[K]V) error)
 	switch {
 	case err != nil:
+	case cfg.validate != nil && !ok:
+		err = fmt.Errorf("WithValidate: %T is not a %T", cfg.validate, validateFn)
 	case strings.Contains(name, ":"):
 		err = fmt.Errorf("name %q has a ':' (use WithSuffix)", name)
 	case rdb == nil:
@@ -96,15 +102,16 @@ func New[K comparable, V any](name string, rdb redis.UniversalClient, loader Loa
 		id += ":" + cfg.suffix
 	}
 	c := &Cache[K, V]{
-		name:   name,
-		key:    "resource:" + id,
-		rdb:    rdb,
-		loader: loader,
-		codec:  codec,
-		lock:   refillLock{rdb: rdb, key: "lock:" + id, ttl: cfg.refillLockTTL},
-		cfg:    cfg,
-		log:    cfg.logger,
-		work:   make(chan struct{}, 1),
+		name:       name,
+		key:        "resource:" + id,
+		rdb:        rdb,
+		loader:     loader,
+		codec:      codec,
+		validateFn: validateFn,
+		lock:       refillLock{rdb: rdb, key: "lock:" + id, ttl: cfg.refillLockTTL},
+		cfg:        cfg,
+		log:        cfg.logger,
+		work:       make(chan struct{}, 1),
 	}
 	if cfg.registry != nil {
 		cfg.registry.Register(c)
@@ -359,12 +366,19 @@ func (c *Cache[K, V]) reload(ctx context.Context) error {
 }
 
 func (c *Cache[K, V]) install(rec *Record[K, V]) {
-	c.snap.Store(&Snapshot[K, V]{data: rec.Data, timestamp: rec.Timestamp, loadedAt: time.Now(), size: rec.size})
+	c.snap.Store(newSnapshot(rec))
+}
+
+func newSnapshot[K comparable, V any](rec *Record[K, V]) *Snapshot[K, V] {
+	return &Snapshot[K, V]{data: rec.Data, timestamp: rec.Timestamp, loadedAt: time.Now(), size: rec.size}
 }
 
 // fetch GETs and decodes the record. A missing, malformed or (without
 // WithAllowEmpty) empty record is nil with no error.
 func (c *Cache[K, V]) fetch(ctx context.Context) (*Record[K, V], error) {
+	if err := c.checkRecordSize(ctx); err != nil {
+		return nil, err
+	}
 	b, err := c.rdb.Get(ctx, c.key).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
@@ -382,6 +396,23 @@ func (c *Cache[K, V]) fetch(ctx context.Context) (*Record[K, V], error) {
 		return nil, nil
 	}
 	return &rec, nil
+}
+
+// checkRecordSize refuses, with WithMaxRecordSize, a record too large to read.
+func (c *Cache[K, V]) checkRecordSize(ctx context.Context) error {
+	if c.cfg.maxRecordSize == 0 {
+		return nil
+	}
+	n, err := c.rdb.StrLen(ctx, c.key).Result()
+	if err != nil {
+		return c.redisError(ctx, "kiwicache.load_failed", "STRLEN", err)
+	}
+	if n > int64(c.cfg.maxRecordSize) {
+		err := fmt.Errorf("%w: %s has %d bytes, over the maximum %d", ErrRecordTooLarge, c.key, n, c.cfg.maxRecordSize)
+		c.log.ErrorContext(ctx, "kiwicache.record_too_large", "key", c.key, "error", err)
+		return err
+	}
+	return nil
 }
 
 // refill fills the record from the source under the refill lock. Unless
@@ -451,38 +482,90 @@ func (c *Cache[K, V]) unlock(ctx context.Context, token string) {
 }
 
 func (c *Cache[K, V]) loadAndSave(ctx context.Context) (*Record[K, V], error) {
+	started := time.Now()
 	data, err := callLoader(ctx, c.loader, c.cfg.allowEmpty)
+	if err == nil {
+		err = c.validate(ctx, data)
+	}
+	var rec *Record[K, V]
+	var b []byte
+	if err == nil {
+		// The record holds microseconds; the snapshot must carry the same time.
+		rec = &Record[K, V]{Data: data, Timestamp: time.Now().Truncate(time.Microsecond)}
+		if b, err = c.encodeRecord(rec); err != nil && !errors.Is(err, ErrRecordTooLarge) {
+			// Good data that the codec cannot write: served here, all the same.
+			c.cfg.metrics.Count(c.name, StatusLoadError)
+			c.log.ErrorContext(ctx, "kiwicache.save_failed", "key", c.key, "error", err)
+			return rec, err
+		}
+	}
 	if err != nil {
 		c.cfg.metrics.Count(c.name, StatusLoadError)
 		c.log.ErrorContext(ctx, "kiwicache.source_exception", "key", c.key, "error", err)
 		c.keepRecordAlive(ctx)
 		return nil, err
 	}
-	// The record holds microseconds; the snapshot must carry the same time.
-	rec := &Record[K, V]{Data: data, Timestamp: time.Now().Truncate(time.Microsecond)}
-	if err := c.save(ctx, rec); err != nil {
-		return rec, err
+	written, err := c.writeIfNewer(ctx, b, started)
+	if err != nil {
+		return rec, err // served here, though no other process sees it
 	}
+	if !written {
+		// Another process wrote a record after this load began (this one took
+		// longer than the lock lives): its data is at least as new, keep it.
+		c.log.WarnContext(ctx, "kiwicache.newer_record_kept", "key", c.key, "load_started", started)
+		if newer, err := c.fetch(ctx); err != nil || newer != nil {
+			return newer, err
+		}
+		return rec, nil
+	}
+	rec.size = len(b)
 	c.cfg.metrics.Count(c.name, StatusSuccess)
 	return rec, nil
 }
 
-func (c *Cache[K, V]) save(ctx context.Context, rec *Record[K, V]) error {
+// encodeRecord encodes rec for Redis; an error wraps ErrLoadFailed.
+func (c *Cache[K, V]) encodeRecord(rec *Record[K, V]) ([]byte, error) {
 	b, err := c.encode(rec)
 	if err != nil {
-		c.cfg.metrics.Count(c.name, StatusLoadError)
-		c.log.ErrorContext(ctx, "kiwicache.save_failed", "key", c.key, "error", err)
-		return fmt.Errorf("%w: %w", ErrLoadFailed, err)
+		return nil, fmt.Errorf("%w: %w", ErrLoadFailed, err)
 	}
-	var ttl time.Duration // none with WithNoExpiry
-	if !c.cfg.noExpiry {
-		ttl = wholeSeconds(c.cfg.cacheTTL)
+	if c.cfg.maxRecordSize > 0 && len(b) > c.cfg.maxRecordSize {
+		return nil, fmt.Errorf("%w: %w: %d bytes, over the maximum %d", ErrLoadFailed, ErrRecordTooLarge, len(b), c.cfg.maxRecordSize)
 	}
-	if err := c.rdb.Set(ctx, c.key, b, ttl).Err(); err != nil {
-		return c.redisError(ctx, "kiwicache.save_failed", "SET", err)
+	return b, nil
+}
+
+// recordTTL is the expiry a record is written with: none with WithNoExpiry.
+func (c *Cache[K, V]) recordTTL() time.Duration {
+	if c.cfg.noExpiry {
+		return 0
 	}
-	rec.size = len(b)
-	return nil
+	return wholeSeconds(c.cfg.cacheTTL)
+}
+
+// writeIfNewerScript sets the record unless the one in Redis was written at
+// or after ARGV[3] (float seconds): a load that outlived its lock must not
+// replace what the next lock holder wrote.
+var writeIfNewerScript = redis.NewScript(`
+local tail = redis.call("GETRANGE", KEYS[1], -64, -1)
+local ts = string.match(tail, '"timestamp"%s*:%s*([%d%.eE%+%-]+)%s*}%s*$')
+if ts and tonumber(ts) and tonumber(ts) >= tonumber(ARGV[3]) then
+	return 0
+end
+if tonumber(ARGV[2]) > 0 then
+	redis.call("SET", KEYS[1], ARGV[1], "EX", ARGV[2])
+else
+	redis.call("SET", KEYS[1], ARGV[1])
+end
+return 1`)
+
+func (c *Cache[K, V]) writeIfNewer(ctx context.Context, b []byte, since time.Time) (bool, error) {
+	written, err := writeIfNewerScript.Run(ctx, c.rdb, []string{c.key},
+		b, int64(c.recordTTL()/time.Second), strconv.FormatFloat(unixSeconds(since), 'f', 6, 64)).Bool()
+	if err != nil {
+		return false, c.redisError(ctx, "kiwicache.save_failed", "SET", err)
+	}
+	return written, nil
 }
 
 // keepRecordAlive runs after a failed load: other processes keep the stale
@@ -505,8 +588,16 @@ func (c *Cache[K, V]) keepRecordAlive(ctx context.Context) {
 	if exists || s == nil || (len(s.data) == 0 && !c.cfg.allowEmpty) {
 		return
 	}
-	// Written with its own timestamp: the data is no newer for being rewritten.
-	_ = c.save(ctx, &Record[K, V]{Data: s.data, Timestamp: s.timestamp})
+	// Written with its own timestamp: the data is no newer for being
+	// rewritten. NX: a record that another process wrote meanwhile is newer.
+	b, err := c.encodeRecord(&Record[K, V]{Data: s.data, Timestamp: s.timestamp})
+	if err != nil {
+		c.log.ErrorContext(ctx, "kiwicache.save_failed", "key", c.key, "error", err)
+		return
+	}
+	if err := c.rdb.SetNX(ctx, c.key, b, c.recordTTL()).Err(); err != nil {
+		c.redisError(ctx, "kiwicache.save_failed", "SET NX", err)
+	}
 }
 
 // decode and encode guard against a Codec that panics: they run in the

@@ -31,6 +31,14 @@ var (
 	// always comes with ErrLoadFailed.
 	ErrEmptyData = errors.New("kiwicache: source returned empty data")
 
+	// ErrRefused: source data failed validation (WithMinItems, WithMaxShrink,
+	// WithValidate). It always comes with ErrLoadFailed.
+	ErrRefused = errors.New("kiwicache: source data refused")
+
+	// ErrRecordTooLarge: a record, in Redis or about to be written, is larger
+	// than WithMaxRecordSize allows.
+	ErrRecordTooLarge = errors.New("kiwicache: record too large")
+
 	// ErrRedis: a Redis command failed. The go-redis error is wrapped too.
 	ErrRedis = errors.New("kiwicache: redis command failed")
 

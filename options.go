@@ -31,6 +31,10 @@ type config struct {
 	metrics       Metrics
 	logger        *slog.Logger
 	registry      *Registry
+	maxRecordSize int
+	minItems      int
+	maxShrink     float64
+	validate      any // a func(*Snapshot[K, V], map[K]V) error, checked in New
 	errs          []error // from options, reported by New
 }
 
@@ -113,6 +117,54 @@ func WithLogger(l *slog.Logger) Option {
 // registers it nowhere.
 func WithRegistry(r *Registry) Option {
 	return func(c *config) { c.registry = r }
+}
+
+// WithMaxRecordSize refuses records larger than n bytes: a reload checks the
+// record's length before reading it and fails with ErrRecordTooLarge (the old
+// snapshot stays, the record is not refilled), and a refill does not write
+// source data that encodes larger (a load error). Default: no limit but Redis's
+// own (512 MB).
+func WithMaxRecordSize(n int) Option {
+	return func(c *config) {
+		if n <= 0 {
+			c.errs = append(c.errs, fmt.Errorf("max record size %d is not positive", n))
+		}
+		c.maxRecordSize = n
+	}
+}
+
+// WithMinItems refuses source data with fewer than n items: it is a load
+// error (ErrRefused), and the record in Redis stays as it was for every
+// process. It guards against a query that returns a fraction of the table.
+func WithMinItems(n int) Option {
+	return func(c *config) {
+		if n <= 0 {
+			c.errs = append(c.errs, fmt.Errorf("min items %d is not positive", n))
+		}
+		c.minItems = n
+	}
+}
+
+// WithMaxShrink refuses source data that has lost more than fraction (0 < f <
+// 1) of the items of the data it would replace: this process's snapshot, or
+// the record in Redis when it has none (as in a cron job). A refused result
+// is a load error (ErrRefused), and the record stays as it was.
+func WithMaxShrink(fraction float64) Option {
+	return func(c *config) {
+		if !(fraction > 0 && fraction < 1) {
+			c.errs = append(c.errs, fmt.Errorf("max shrink %v is not between 0 and 1", fraction))
+		}
+		c.maxShrink = fraction
+	}
+}
+
+// WithValidate runs validate on every result of the source before it is
+// written, with the data it would replace (nil when there is none; see
+// WithMaxShrink). An error refuses the result: it is a load error wrapping
+// ErrRefused and the error, and the record stays as it was. K and V must be
+// the Cache's; New reports others as ErrInvalidConfig.
+func WithValidate[K comparable, V any](validate func(prev *Snapshot[K, V], fresh map[K]V) error) Option {
+	return func(c *config) { c.validate = validate }
 }
 
 func newConfig(opts []Option) (config, error) {
