@@ -34,7 +34,7 @@ type config struct {
 	maxRecordSize int
 	minItems      int
 	maxShrink     float64
-	validate      any // a func(*Snapshot[K, V], map[K]V) error, checked in New
+	validate      any     // a func(*Snapshot[K, V], map[K]V) error, checked in New
 	errs          []error // from options, reported by New
 }
 
