@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -561,7 +560,7 @@ return 1`)
 
 func (c *Cache[K, V]) writeIfNewer(ctx context.Context, b []byte, since time.Time) (bool, error) {
 	written, err := writeIfNewerScript.Run(ctx, c.rdb, []string{c.key},
-		b, int64(c.recordTTL()/time.Second), strconv.FormatFloat(unixSeconds(since), 'f', 6, 64)).Bool()
+		b, int64(c.recordTTL()/time.Second), string(appendUnixSeconds(nil, since))).Bool()
 	if err != nil {
 		return false, c.redisError(ctx, "kiwicache.save_failed", "SET", err)
 	}

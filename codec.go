@@ -106,7 +106,7 @@ func (JSONCodec[K, V]) Encode(rec Record[K, V]) ([]byte, error) {
 		return nil, fmt.Errorf("kiwicache: encode record: %w", err)
 	}
 	buf.WriteString(`, "timestamp": `)
-	buf.Write(appendPythonFloat(buf.AvailableBuffer(), unixSeconds(rec.Timestamp), 64))
+	buf.Write(appendUnixSeconds(buf.AvailableBuffer(), rec.Timestamp))
 	buf.WriteByte('}')
 	return buf.Bytes(), nil
 }
@@ -152,18 +152,31 @@ func appendPythonFloat(b []byte, f float64, bits int) []byte {
 	return b
 }
 
-// unixSeconds is the record's timestamp: float seconds, microsecond precision
-// (Python's time.time() has no more).
-func unixSeconds(t time.Time) float64 {
-	return float64(t.UnixMicro()) / 1e6
+// appendUnixSeconds writes t as the record's timestamp: seconds since the
+// epoch with up to six decimals (Python's time.time() has no more), exactly,
+// with no float64 in between.
+func appendUnixSeconds(b []byte, t time.Time) []byte {
+	micro := t.UnixMicro()
+	b = strconv.AppendInt(b, micro/1e6, 10)
+	frac := strconv.AppendInt([]byte("."), 1e6+micro%1e6, 10)
+	frac = append(frac[:1], frac[2:]...) // the digits after the leading 1
+	for len(frac) > 2 && frac[len(frac)-1] == '0' {
+		frac = frac[:len(frac)-1]
+	}
+	return append(b, frac...)
 }
+
+// maxUnixSeconds bounds record timestamps (about the year 2242): below it a
+// float64 holds every microsecond exactly, so a timestamp survives any
+// number of round trips.
+const maxUnixSeconds = 1 << 33
 
 func parseUnixSeconds(s string) (time.Time, error) {
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil {
 		return time.Time{}, err
 	}
-	if f < 0 || f > 1<<40 { // about year 36812: beyond it UnixMicro overflows
+	if !(f >= 0 && f < maxUnixSeconds) {
 		return time.Time{}, fmt.Errorf("%s is out of range", s)
 	}
 	sec, frac := math.Modf(f)

@@ -256,3 +256,31 @@ print("ok")
 		t.Errorf("Python read Go's records differently: %v\n%s", err, out)
 	}
 }
+
+// Timestamps are written exactly, in microseconds, with no float64 between:
+// found by FuzzDecode (testdata/fuzz), where a far-future timestamp changed
+// on a round trip.
+func TestTimestampDigits(t *testing.T) {
+	for _, tc := range []struct {
+		t    time.Time
+		want string
+	}{
+		{time.Unix(0, 0), "0.0"},
+		{time.Unix(1, 5e8), "1.5"},
+		{time.Unix(1, 1e3), "1.000001"},
+		{time.Unix(1764087331, 412345e3), "1764087331.412345"},
+		{time.Unix(1764087331, 412345999), "1764087331.412345"},
+		{time.Unix(maxUnixSeconds-1, 999999e3), "8589934591.999999"},
+	} {
+		got := string(appendUnixSeconds(nil, tc.t))
+		if got != tc.want {
+			t.Errorf("appendUnixSeconds(%v) = %s, want %s", tc.t, got, tc.want)
+		}
+		if back, err := parseUnixSeconds(got); err != nil || !back.Equal(tc.t.Truncate(time.Microsecond)) {
+			t.Errorf("parseUnixSeconds(%s) = %v, %v", got, back, err)
+		}
+	}
+	if _, err := parseUnixSeconds("8589934592"); err == nil {
+		t.Error("a timestamp past maxUnixSeconds was accepted")
+	}
+}

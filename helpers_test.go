@@ -24,12 +24,16 @@ import (
 var realRedisURL string
 
 func TestMain(m *testing.M) {
+	if mode := os.Getenv(helperEnv); mode != "" {
+		os.Exit(runHelper(mode)) // a child process of a multi-process test
+	}
 	realRedisURL = os.Getenv("REDIS_URL")
 	stop := func() {}
 	if realRedisURL == "" {
-		var err error
-		if realRedisURL, stop, err = startRedisServer(); err != nil {
+		if srv, err := newRedisServer(); err != nil {
 			fmt.Fprintln(os.Stderr, "kiwicache tests: no real redis-server:", err)
+		} else {
+			realRedisURL, stop = srv.url(), srv.stop
 		}
 	}
 	code := m.Run()
@@ -37,39 +41,88 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// startRedisServer starts redis-server from PATH on a free loopback port.
-func startRedisServer() (url string, stop func(), err error) {
+// A redisServer is a redis-server process from PATH on a loopback port of its
+// own, which a test can kill and start again on the same port.
+type redisServer struct {
+	bin  string
+	port int
+	dir  string
+	args []string // extra configuration: --requirepass, TLS, ...
+	cmd  *exec.Cmd
+}
+
+// newRedisServer starts a redis-server with the extra arguments.
+func newRedisServer(args ...string) (*redisServer, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		return "", nil, fmt.Errorf("redis-server is not installed (apt-get install redis-server)")
+		return nil, fmt.Errorf("redis-server is not installed (apt-get install redis-server)")
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	dir, err := os.MkdirTemp("", "kiwicache-redis")
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", dir)
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
+	s := &redisServer{bin: bin, port: port, dir: dir, args: args}
+	if err := s.start(); err != nil {
+		s.stop()
+		return nil, err
 	}
-	stop = func() { cmd.Process.Kill(); cmd.Wait(); os.RemoveAll(dir) }
-	url = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
-	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
-	defer rdb.Close()
-	for range 100 {
-		if rdb.Ping(context.Background()).Err() == nil {
-			return url, stop, nil
+	return s, nil
+}
+
+// startTestRedis starts a redis-server for one test, or skips the test.
+func startTestRedis(t testing.TB, args ...string) *redisServer {
+	t.Helper()
+	realRedis(t) // skips, saying why, when there is no redis-server
+	s, err := newRedisServer(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *redisServer) addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
+func (s *redisServer) url() string  { return "redis://" + s.addr() + "/0" }
+
+// start starts the server, empty, and waits until it accepts connections.
+func (s *redisServer) start() error {
+	args := []string{"--port", fmt.Sprint(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.dir}
+	for _, a := range s.args { // later settings win: "--port 0 --tls-port {port}"
+		args = append(args, strings.ReplaceAll(a, "{port}", fmt.Sprint(s.port)))
+	}
+	s.cmd = exec.Command(s.bin, args...)
+	if err := s.cmd.Start(); err != nil {
+		return err
+	}
+	for range 200 {
+		if c, err := net.Dial("tcp", s.addr()); err == nil {
+			c.Close()
+			return nil
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(25 * time.Millisecond)
 	}
-	stop()
-	return "", nil, fmt.Errorf("redis-server on port %d did not answer", port)
+	return fmt.Errorf("redis-server on port %d did not start", s.port)
+}
+
+// kill ends the server with SIGKILL: no shutdown, no goodbye to clients.
+func (s *redisServer) kill() {
+	if s.cmd != nil {
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+		s.cmd = nil
+	}
+}
+
+func (s *redisServer) stop() {
+	s.kill()
+	os.RemoveAll(s.dir)
 }
 
 // realRedis returns a client of the real redis-server, or skips the test.

@@ -111,13 +111,8 @@ func TestRealRedisDeadHolderLockExpires(t *testing.T) {
 // Redis going away: the snapshot is still served, redis_error counted, and
 // a reload is attempted once per ReloadTTL, not per read.
 func TestRealRedisDown(t *testing.T) {
-	realRedis(t) // skips when there is no redis-server
-	url, stop, err := startRedisServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	opts := must(redis.ParseURL(url))
+	srv := startTestRedis(t)
+	opts := must(redis.ParseURL(srv.url()))
 	opts.MaxRetries = -1
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
@@ -129,7 +124,7 @@ func TestRealRedisDown(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	stop()
+	srv.kill()
 	eventually(t, "a reload fails", func() bool {
 		v, err := c.Get(t.Context(), "a")
 		if err != nil || v.Name != "one" {
