@@ -2,6 +2,9 @@
 #               tests use REDIS_URL, or a redis-server they start from PATH.
 # make example  the airlines example: a few lookups through the cache (an
 #               embedded miniredis unless REDIS_URL is set).
+# make fuzz     the record decoder's fuzz target, for FUZZTIME (60s).
+# make soak     a randomized mix of faults for SOAK (60s) on a real
+#               redis-server, with readers checking every value.
 # make bench    the benchmarks (reloads on a real redis-server, as the tests
 #               start it), benchstat-friendly, into bench.txt. Compare two
 #               runs with: go run golang.org/x/perf/cmd/benchstat@latest old.txt new.txt
@@ -10,8 +13,10 @@ GO ?= go
 BENCH ?= .
 BENCHCOUNT ?= 6
 BENCHTIME ?= 500ms
+FUZZTIME ?= 60s
+SOAK ?= 60s
 
-.PHONY: test example bench
+.PHONY: test example bench fuzz soak
 
 test:
 	$(GO) vet ./...
@@ -22,3 +27,9 @@ example:
 
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) -timeout 5m . | tee bench.txt
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) .
+
+soak:
+	KIWICACHE_SOAK=$(SOAK) $(GO) test -race -count=1 -run '^TestSoak$$' -v -timeout 10m .

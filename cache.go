@@ -54,6 +54,8 @@ type Cache[K comparable, V any] struct {
 	flight      *flight
 	timer       *time.Timer
 	closed      bool
+	noData      *flight // the last load, failed with no snapshot; see failedFlight
+	noDataUntil time.Time
 	failures    int
 	lastErr     error
 	lastErrTime time.Time
@@ -184,6 +186,9 @@ func (c *Cache[K, V]) current(ctx context.Context) (*Snapshot[K, V], error) {
 		}
 		return s, nil
 	}
+	if f := c.failedFlight(); f != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoData, f.err)
+	}
 	f := c.startReload()
 	if f == nil {
 		return nil, fmt.Errorf("%w: %w", ErrNoData, ErrClosed)
@@ -290,8 +295,29 @@ func (c *Cache[K, V]) fly(f *flight) {
 	c.mu.Lock()
 	c.flight = nil
 	c.scheduleReloadLocked() // after a failure too: one attempt per ReloadTTL
+	if f.err != nil && c.snap.Load() == nil {
+		c.noData = f
+		c.noDataUntil = time.Now().Add(min(c.cfg.reloadTTL, maxNoDataBackoff))
+	}
 	c.mu.Unlock()
 	close(f.done)
+}
+
+// maxNoDataBackoff bounds how long reads with no data fail fast after a
+// failed load, before one of them tries again.
+const maxNoDataBackoff = time.Second
+
+// failedFlight returns the last failed load while reads with no data should
+// fail fast on it (for ReloadTTL, at most maxNoDataBackoff): without a
+// snapshot, every read would otherwise start a load, one per read while Redis
+// or the source is down.
+func (c *Cache[K, V]) failedFlight() *flight {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.noData != nil && time.Now().Before(c.noDataUntil) {
+		return c.noData
+	}
+	return nil
 }
 
 // scheduleReloadLocked marks the snapshot fresh and makes it stale again in

@@ -695,3 +695,29 @@ func TestGetDoesNotAllocate(t *testing.T) {
 		t.Errorf("Get[int] allocates %v per run", n)
 	}
 }
+
+// With no data at all, a failed load makes reads fail fast for a while
+// (ReloadTTL, at most a second) instead of each read hitting Redis again.
+func TestNoDataFailsFast(t *testing.T) {
+	mr, rdb := newMiniredis(t)
+	cmds := &commandLog{}
+	rdb.AddHook(cmds)
+	mr.SetError("LOADING Redis is loading the dataset in memory")
+	c := mustNew(t, "Items", rdb, LoaderFunc[string, item](staticData(twoItems)),
+		WithReloadTTL(200*time.Millisecond))
+	start := time.Now()
+	for range 1000 {
+		if _, err := c.Get(t.Context(), "a"); !errors.Is(err, ErrNoData) || !errors.Is(err, ErrRedis) {
+			t.Fatalf("Get = %v, want ErrNoData and ErrRedis", err)
+		}
+	}
+	elapsed := time.Since(start)
+	if got, most := cmds.take(), int(elapsed/(200*time.Millisecond))+1; len(got) > most {
+		t.Errorf("Redis commands %v for 1000 reads in %v, want at most %d (one per 200ms)", got, elapsed, most)
+	}
+	mr.SetError("")
+	time.Sleep(200 * time.Millisecond)
+	if v, err := c.Get(t.Context(), "a"); err != nil || v.Name != "one" {
+		t.Errorf("Get once Redis is back = %+v, %v", v, err)
+	}
+}

@@ -277,7 +277,7 @@ func TestFaultHungLoader(t *testing.T) {
 		return versionData(10, 0), nil
 	})
 	good := newCountingLoader[string, item](staticData(versionData(10, 1)))
-	opts := []Option{WithReloadTTL(100 * time.Millisecond), WithRefillLockTTL(time.Second)}
+	opts := []Option{WithReloadTTL(100 * time.Millisecond), WithCacheTTL(time.Minute), WithRefillLockTTL(time.Second)}
 	a := mustNew(t, name, rdb, hung, opts...)
 	b := mustNew(t, name, rdb, good, opts...)
 	t.Cleanup(func() { rdb.Del(context.Background(), "resource:"+name) })
