@@ -98,6 +98,9 @@ var (
 // Encode writes rec as Python's kiwi-cache would: the two members in its order,
 // with its separators between them.
 func (JSONCodec[K, V]) Encode(rec Record[K, V]) ([]byte, error) {
+	if s := rec.Timestamp.Unix(); s < 0 || s >= maxUnixSeconds {
+		return nil, fmt.Errorf("kiwicache: encode record: timestamp %v is out of range", rec.Timestamp)
+	}
 	var buf bytes.Buffer
 	buf.WriteString(`{"data": `)
 	if rec.Data == nil {

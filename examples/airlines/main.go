@@ -39,8 +39,17 @@ func run(out io.Writer, addr string) error {
 		return err
 	}
 	defer closeRedis()
+	source, err := demo.OpenSource(context.Background())
+	if err != nil {
+		return err
+	}
+	defer source.Close()
+	loader, err := demo.AirlinesLoader(source)
+	if err != nil {
+		return err
+	}
 
-	airlines, err := kiwicache.New("Airlines", rdb, kiwicache.LoaderFunc[string, demo.Airline](demo.LoadAirlines),
+	airlines, err := kiwicache.New("Airlines", rdb, loader,
 		kiwicache.WithReloadTTL(30*time.Second))
 	if err != nil {
 		return err
@@ -64,7 +73,9 @@ func run(out io.Writer, addr string) error {
 		}
 	}
 	h := airlines.Health()
-	fmt.Fprintf(out, "%s: %d items, record written %s\n", h.Key, h.Items, h.RecordTime.Format(time.RFC3339))
+	size := rdb.StrLen(ctx, h.Key).Val()
+	fmt.Fprintf(out, "SQLite table airlines -> Redis %s (%d bytes, written %s) -> snapshot of %d items -> Get\n",
+		h.Key, size, h.RecordTime.Format(time.RFC3339), h.Items)
 
 	if addr == "" {
 		return nil

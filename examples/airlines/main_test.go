@@ -13,7 +13,7 @@ func TestRun(t *testing.T) {
 	if err := run(&out, ""); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"OK: Czech Airlines (CZ, founded 1923)", "XX: no such airline", "resource:Airlines: 5 items"} {
+	for _, want := range []string{"OK: Czech Airlines (CZ, founded 1923)", "XX: no such airline", "-> snapshot of 5 items -> Get"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

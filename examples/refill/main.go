@@ -31,12 +31,21 @@ func run() error {
 		return err
 	}
 	defer closeRedis()
-
-	// New registers each cache in kiwicache.DefaultRegistry().
-	if _, err := kiwicache.New("Airlines", rdb, kiwicache.LoaderFunc[string, demo.Airline](demo.LoadAirlines)); err != nil {
+	source, err := demo.OpenSource(context.Background())
+	if err != nil {
 		return err
 	}
-	if _, err := kiwicache.New("Airlines", rdb, kiwicache.LoaderFunc[string, demo.Airline](demo.LoadAirlines),
+	defer source.Close()
+	loader, err := demo.AirlinesLoader(source)
+	if err != nil {
+		return err
+	}
+
+	// New registers each cache in kiwicache.DefaultRegistry().
+	if _, err := kiwicache.New("Airlines", rdb, loader); err != nil {
+		return err
+	}
+	if _, err := kiwicache.New("Airlines", rdb, loader,
 		kiwicache.WithSuffix("backup"), kiwicache.WithNoExpiry()); err != nil {
 		return err
 	}

@@ -1,20 +1,23 @@
-// Package demo holds what the examples share: a source table and a Redis
-// client (REDIS_URL, or an embedded miniredis so that the examples run with
-// nothing installed).
+// Package demo holds what the examples share: a source table in embedded
+// SQLite and a Redis client (REDIS_URL, or an embedded miniredis), so that
+// the examples run with nothing installed.
 package demo
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/kiwicache/kiwicache"
+	"github.com/kiwicache/kiwicache/sqlloader"
 	"github.com/redis/go-redis/v9"
+	_ "modernc.org/sqlite" // the pure-Go SQLite driver, "sqlite"
 )
 
-// An Airline is one row of the source table.
+// An Airline is one row of the airlines table.
 type Airline struct {
 	Name     string  `json:"name"`
 	Country  string  `json:"country"`
@@ -22,27 +25,39 @@ type Airline struct {
 	Founded  int     `json:"founded"`
 }
 
-func ptr(s string) *string { return &s }
-
-// airlines stands for the airlines table of a database.
-var airlines = map[string]Airline{
-	"OK": {Name: "Czech Airlines", Country: "CZ", Alliance: ptr("SkyTeam"), Founded: 1923},
-	"LH": {Name: "Lufthansa", Country: "DE", Alliance: ptr("Star Alliance"), Founded: 1953},
-	"BA": {Name: "British Airways", Country: "GB", Alliance: ptr("oneworld"), Founded: 1974},
-	"FR": {Name: "Ryanair", Country: "IE", Founded: 1984},
-	"W6": {Name: "Wizz Air", Country: "HU", Founded: 2003},
+// OpenSource opens the example's source: an airlines table in an embedded
+// SQLite database (no server needed), standing for a service's real database.
+func OpenSource(ctx context.Context) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", ":memory:")
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1) // one connection: one in-memory database
+	_, err = db.ExecContext(ctx, `
+		CREATE TABLE airlines (
+			iatacode TEXT PRIMARY KEY,
+			name     TEXT NOT NULL,
+			country  TEXT NOT NULL,
+			alliance TEXT,
+			founded  INTEGER NOT NULL
+		);
+		INSERT INTO airlines VALUES
+			('OK', 'Czech Airlines', 'CZ', 'SkyTeam', 1923),
+			('LH', 'Lufthansa', 'DE', 'Star Alliance', 1953),
+			('BA', 'British Airways', 'GB', 'oneworld', 1974),
+			('FR', 'Ryanair', 'IE', NULL, 1984),
+			('W6', 'Wizz Air', 'HU', NULL, 2003);`)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }
 
-// LoadAirlines is the Loader's source query. It takes a little time, as a
-// query would.
-func LoadAirlines(ctx context.Context) (map[string]Airline, error) {
-	select {
-	case <-time.After(20 * time.Millisecond):
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	slog.InfoContext(ctx, "loaded airlines from the source", "rows", len(airlines))
-	return airlines, nil
+// AirlinesLoader caches the airlines table keyed by IATA code, as the Python
+// SQLAlchemyResource(..., 'airlines', key='iatacode') does.
+func AirlinesLoader(db *sql.DB) (kiwicache.Loader[string, Airline], error) {
+	return sqlloader.TableLoader[string, Airline](db, sqlloader.Table{Name: "airlines", Key: "iatacode"})
 }
 
 // Redis connects to REDIS_URL, or starts an embedded miniredis when it is
