@@ -57,12 +57,19 @@ func kiwicacheCmd(t *testing.T, url string, args ...string) result {
 	return result{stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()}
 }
 
-// backends: miniredis, and a real redis-server from PATH (or REDIS_URL).
+// backends: miniredis, and a real redis-server: database 15 of REDIS_URL's,
+// or one started from PATH.
 func backends(t *testing.T) map[string]string {
 	mr := miniredis.RunT(t)
 	b := map[string]string{"miniredis": "redis://" + mr.Addr() + "/0"}
 	if url := os.Getenv("REDIS_URL"); url != "" {
-		b["redis-server"] = url
+		// A database of its own: fill flushes it, while other packages' tests
+		// use the same server.
+		opts, err := redis.ParseURL(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b["redis-server"] = fmt.Sprintf("redis://%s/15", opts.Addr)
 	} else if bin, err := exec.LookPath("redis-server"); err == nil {
 		l, _ := net.Listen("tcp", "127.0.0.1:0")
 		port := l.Addr().(*net.TCPAddr).Port
