@@ -158,3 +158,24 @@ func TestLateLoadKeepsNewerRecord(t *testing.T) {
 		t.Errorf("want newer_record_kept logged and no success counted: %s", logs)
 	}
 }
+
+// A load that runs out of time still keeps the record alive for the others:
+// the EXPIRE runs after the caller's context has ended.
+func TestTimedOutLoadKeepsRecordAlive(t *testing.T) {
+	mr, rdb := newMiniredis(t)
+	hang := make(chan struct{})
+	defer close(hang)
+	l := newCountingLoader[string, item](staticData(twoItems))
+	c := mustNew(t, "Items", rdb, l)
+	must(c.Snapshot(t.Context()))
+	mr.SetTTL("resource:Items", 5*time.Second)
+	l.set(func(context.Context) (map[string]item, error) { <-hang; return twoItems, nil })
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := c.Refill(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Refill = %v, want the deadline", err)
+	}
+	if ttl := mr.TTL("resource:Items"); ttl != 10*DefaultReloadTTL {
+		t.Errorf("record TTL after a timed-out load = %v, want it prolonged to %v", ttl, 10*DefaultReloadTTL)
+	}
+}
