@@ -6,7 +6,9 @@
 // A row cached as map[string]any holds what Python's kiwi-cache would write
 // for it: NUMERIC values as kiwicache.Number with their exact digits, timestamps
 // as "2019-10-08 12:34:56" (with ".123456" and "+00:00" when present), dates
-// as "1985-01-01", NULL as nil. For native types, use a struct V with
+// as "1985-01-01", NULL as nil. Times with a zone (timestamptz) are written in
+// UTC, "+00:00", as Python shows them from a server with TimeZone=UTC (the
+// usual setting); the client's zone does not matter. For native types, use a struct V with
 // time.Time fields instead: its fields are scanned by the driver.
 package sqlloader
 
@@ -286,7 +288,9 @@ func PythonValue(v any, dbType string) any {
 		case dbType == "DATE":
 			return v.Format(time.DateOnly)
 		case strings.Contains(dbType, "TZ") || strings.Contains(dbType, "WITH TIME ZONE"):
-			return pythonDateTime(v, true)
+			// In UTC, whatever zone the driver chose (pgx: the client's
+			// local one): what Python shows with PostgreSQL's TimeZone=UTC.
+			return pythonDateTime(v.UTC(), true)
 		default:
 			return pythonDateTime(v, false)
 		}
