@@ -5,14 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kiwicache/kiwicache/internal/jsonexact"
 )
 
 var goldenCases = []string{"tiny", "unicode", "int_keys", "sql_row", "suffix", "empty", "nested", "sql_table"}
@@ -38,7 +38,7 @@ func TestGoldenRecordsDecode(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := exactDiff("", map[string]any(rec.Data), expectedItems(t, name)); diff != "" {
+			if diff := jsonexact.Diff(map[string]any(rec.Data), expectedItems(t, name)); diff != "" {
 				t.Error(diff)
 			}
 			if rec.Timestamp.Year() != 2026 {
@@ -46,47 +46,6 @@ func TestGoldenRecordsDecode(t *testing.T) {
 			}
 		})
 	}
-}
-
-// exactDiff compares JSON-shaped values, numbers by exact decimal value.
-func exactDiff(path string, got, want any) string {
-	switch w := want.(type) {
-	case json.Number:
-		g, ok := got.(Number)
-		if !ok {
-			return fmt.Sprintf("%s: got %T %v, want number %s", path, got, got, w)
-		}
-		gr, ok1 := new(big.Rat).SetString(string(g))
-		wr, ok2 := new(big.Rat).SetString(string(w))
-		if !ok1 || !ok2 || gr.Cmp(wr) != 0 {
-			return fmt.Sprintf("%s: got %s, want %s", path, g, w)
-		}
-	case map[string]any:
-		g, ok := got.(map[string]any)
-		if !ok || len(g) != len(w) {
-			return fmt.Sprintf("%s: got %#v, want %#v", path, got, want)
-		}
-		for k := range w {
-			if d := exactDiff(path+"."+k, g[k], w[k]); d != "" {
-				return d
-			}
-		}
-	case []any:
-		g, ok := got.([]any)
-		if !ok || len(g) != len(w) {
-			return fmt.Sprintf("%s: got %#v, want %#v", path, got, want)
-		}
-		for i := range w {
-			if d := exactDiff(fmt.Sprintf("%s[%d]", path, i), g[i], w[i]); d != "" {
-				return d
-			}
-		}
-	default:
-		if !reflect.DeepEqual(got, want) {
-			return fmt.Sprintf("%s: got %#v, want %#v", path, got, want)
-		}
-	}
-	return ""
 }
 
 // 11. Golden records decode into typed V and integer K too.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiwicache/kiwicache/internal/jsonexact"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -44,7 +45,7 @@ func TestRealRedisGoldenRecords(t *testing.T) {
 			for k, v := range s.All() {
 				got[k] = v
 			}
-			if diff := exactDiff("", got, expectedItems(t, name)); diff != "" {
+			if diff := jsonexact.Diff(got, expectedItems(t, name)); diff != "" {
 				t.Error(diff)
 			}
 			if n := l.calls.Load(); n != 0 {

@@ -9,14 +9,6 @@ import (
 	"time"
 )
 
-func itemsN(n int) map[string]item {
-	data := make(map[string]item, n)
-	for i := range n {
-		data[fmt.Sprint("k", i)] = item{ID: i, Name: "v1"}
-	}
-	return data
-}
-
 // issue 5.4: a refused source result is a load_error and the record stays as
 // it was, for a process with data and for a cron job without.
 func TestValidationRefusesSourceData(t *testing.T) {
@@ -41,7 +33,7 @@ func TestValidationRefusesSourceData(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			mr, rdb := newMiniredis(t)
 			m := &recordedMetrics{}
-			l := newCountingLoader[string, item](staticData(itemsN(10)))
+			l := newCountingLoader[string, item](staticData(versionData(10, 1)))
 			if tc.name == "validate panics" { // the first result must pass
 				mr.Set("resource:Items", `{"data": {"k0": {}, "k1": {}, "k2": {}, "k3": {}, "k4": {}, "k5": {}, "k6": {}, "k7": {}, "k8": {}, "k9": {}}, "timestamp": 1.0}`)
 			}
@@ -51,7 +43,7 @@ func TestValidationRefusesSourceData(t *testing.T) {
 			}
 			before := must(mr.Get("resource:Items"))
 
-			l.set(staticData(itemsN(tc.fresh)))
+			l.set(staticData(versionData(tc.fresh, 1)))
 			cron := mustNew(t, "Items", rdb, l, tc.opt, WithMetrics(m))
 			for who, c := range map[string]*Cache[string, item]{"service": service, "cron job": cron} {
 				err := c.Refill(t.Context())

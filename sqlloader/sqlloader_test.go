@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kiwicache/kiwicache"
+	"github.com/kiwicache/kiwicache/internal/jsonexact"
 )
 
 func must[T any](v T, err error) T {
@@ -44,44 +44,12 @@ func TestPostgresGoldenTable(t *testing.T) {
 	if err := dec.Decode(&want); err != nil {
 		t.Fatal(err)
 	}
-	if diff := exactDiff("", map[string]any(back.Data), want); diff != "" {
+	if diff := jsonexact.Diff(map[string]any(back.Data), want); diff != "" {
 		t.Errorf("record differs from what Python wrote: %s\nrecord: %s", diff, rec)
 	}
 	if !bytes.Contains(rec, []byte(`"course":1.1000`)) {
 		t.Errorf("NUMERIC lost its digits: %s", rec)
 	}
-}
-
-// exactDiff compares JSON values, numbers as exact decimals and never equal
-// to strings.
-func exactDiff(path string, got, want any) string {
-	switch w := want.(type) {
-	case json.Number:
-		g, ok := got.(kiwicache.Number)
-		if !ok {
-			return fmt.Sprintf("%s: got %T %v, want number %s", path, got, got, w)
-		}
-		gr, ok1 := new(big.Rat).SetString(string(g))
-		wr, ok2 := new(big.Rat).SetString(string(w))
-		if !ok1 || !ok2 || gr.Cmp(wr) != 0 {
-			return fmt.Sprintf("%s: got %s, want %s", path, g, w)
-		}
-	case map[string]any:
-		g, ok := got.(map[string]any)
-		if !ok || len(g) != len(w) {
-			return fmt.Sprintf("%s: got %#v, want %#v", path, got, want)
-		}
-		for k := range w {
-			if d := exactDiff(path+"."+k, g[k], w[k]); d != "" {
-				return d
-			}
-		}
-	default:
-		if fmt.Sprint(got) != fmt.Sprint(want) || fmt.Sprintf("%T", got) != fmt.Sprintf("%T", want) {
-			return fmt.Sprintf("%s: got %T %v, want %T %v", path, got, got, want, want)
-		}
-	}
-	return ""
 }
 
 type airline struct {

@@ -34,20 +34,11 @@ func main() {
 }
 
 func run(out io.Writer, addr string) error {
-	rdb, closeRedis, err := demo.Redis()
+	rdb, loader, done, err := demo.Setup(context.Background())
 	if err != nil {
 		return err
 	}
-	defer closeRedis()
-	source, err := demo.OpenSource(context.Background())
-	if err != nil {
-		return err
-	}
-	defer source.Close()
-	loader, err := demo.AirlinesLoader(source)
-	if err != nil {
-		return err
-	}
+	defer done()
 
 	airlines, err := kiwicache.New("Airlines", rdb, loader,
 		kiwicache.WithReloadTTL(30*time.Second))

@@ -26,20 +26,11 @@ func main() {
 }
 
 func run() error {
-	rdb, closeRedis, err := demo.Redis()
+	rdb, loader, done, err := demo.Setup(context.Background())
 	if err != nil {
 		return err
 	}
-	defer closeRedis()
-	source, err := demo.OpenSource(context.Background())
-	if err != nil {
-		return err
-	}
-	defer source.Close()
-	loader, err := demo.AirlinesLoader(source)
-	if err != nil {
-		return err
-	}
+	defer done()
 
 	// New registers each cache in kiwicache.DefaultRegistry().
 	if _, err := kiwicache.New("Airlines", rdb, loader); err != nil {

@@ -80,3 +80,23 @@ func Redis() (*redis.Client, func(), error) {
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	return rdb, func() { rdb.Close(); mr.Close() }, nil
 }
+
+// Setup opens what both examples use: Redis (see Redis), the SQLite source
+// (see OpenSource) and its loader. Call done to close them.
+func Setup(ctx context.Context) (rdb *redis.Client, loader kiwicache.Loader[string, Airline], done func(), err error) {
+	rdb, closeRedis, err := Redis()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	source, err := OpenSource(ctx)
+	if err != nil {
+		closeRedis()
+		return nil, nil, nil, err
+	}
+	done = func() { source.Close(); closeRedis() }
+	if loader, err = AirlinesLoader(source); err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	return rdb, loader, done, nil
+}
