@@ -145,3 +145,35 @@ func ExampleRegistry_RefillAll() {
 	// [resource:Airlines resource:Countries] <nil>
 	// 2
 }
+
+// A source that suddenly returns a fraction of the table is refused, and
+// every service keeps the data it had.
+func ExampleWithMaxShrink() {
+	rdb, done := exampleRedis()
+	defer done()
+	rows := 100
+	source := kiwicache.LoaderFunc[int, string](func(context.Context) (map[int]string, error) {
+		data := map[int]string{}
+		for i := range rows {
+			data[i] = fmt.Sprint("row ", i)
+		}
+		return data, nil
+	})
+	c, err := kiwicache.New("Rows", rdb, source, kiwicache.WithMaxShrink(0.5), kiwicache.WithRegistry(nil),
+		kiwicache.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	fmt.Println(c.Refill(ctx))
+
+	rows = 10 // a bad query
+	err = c.Refill(ctx)
+	fmt.Println(errors.Is(err, kiwicache.ErrRefused))
+	s, _ := c.Snapshot(ctx)
+	fmt.Println(s.Len())
+	// Output:
+	// <nil>
+	// true
+	// 100
+}
