@@ -8,6 +8,7 @@ import (
 	"math"
 	"reflect"
 	"strconv"
+	"sync"
 	"time"
 
 	// The Go team's encoding/json/v2 (standard from Go 1.27; this module mirrors
@@ -52,8 +53,8 @@ type Codec[K comparable, V any] interface {
 // differences that keep the data as Python has it: float64 and float32 values
 // are written with a '.' or an exponent (5.0), so that Python reads them back
 // as floats; and numbers decoded into any are Number, not float64.
-// Named float types (type Celsius float64) are written as encoding/json
-// writes them; give them a MarshalJSON if Python must read them as floats.
+// Named float types (type Celsius float64) in V are written as floats too;
+// inside an any they are written as encoding/json writes them (5, not 5.0).
 //
 // The zero value is ready to use.
 type JSONCodec[K comparable, V any] struct {
@@ -67,21 +68,38 @@ type JSONCodec[K comparable, V any] struct {
 }
 
 var (
-	encodeOptions = json.JoinOptions(
+	encodeBaseOptions = json.JoinOptions(
 		jsonv1.DefaultOptionsV1(),
 		jsontext.EscapeForHTML(false), // Python does not escape <, >, &
 		// Member order means nothing to the readers; sorting 100,000 keys and
 		// looking each up again took a third of a refill's encode.
 		json.Deterministic(false),
-		json.WithMarshalers(json.JoinMarshalers(
-			json.MarshalToFunc(func(enc *jsontext.Encoder, f float64) error {
-				return writeFloat(enc, f, 64)
-			}),
-			json.MarshalToFunc(func(enc *jsontext.Encoder, f float32) error {
-				return writeFloat(enc, float64(f), 32)
-			}),
-		)),
 	)
+	encodeOptions = json.JoinOptions(encodeBaseOptions, json.WithMarshalers(json.JoinMarshalers(
+		json.MarshalToFunc(func(enc *jsontext.Encoder, f float64) error {
+			return writeFloat(enc, f, 64)
+		}),
+		json.MarshalToFunc(func(enc *jsontext.Encoder, f float32) error {
+			return writeFloat(enc, float64(f), 32)
+		}),
+	)))
+	// namedFloatOptions also write named float types (type Rate float64) as
+	// Python floats. Their marshaler sees every value, so it is used only for
+	// a V that holds such a type (see holdsNamedFloat).
+	namedFloatOptions = json.JoinOptions(encodeBaseOptions, json.WithMarshalers(
+		json.MarshalToFunc(func(enc *jsontext.Encoder, v any) error {
+			rv := reflect.ValueOf(v).Elem() // for an interface T, v points to the value
+			switch k := rv.Kind(); {
+			case k != reflect.Float64 && k != reflect.Float32, rv.Type().Implements(jsonMarshalerType),
+				rv.Type().Implements(textMarshalerType):
+				return errors.ErrUnsupported // the default encoding
+			case k == reflect.Float32:
+				return writeFloat(enc, rv.Float(), 32)
+			}
+			return writeFloat(enc, rv.Float(), 64)
+		}),
+	))
+	jsonMarshalerType = reflect.TypeFor[jsonv1.Marshaler]()
 	decodeOptions = json.JoinOptions(
 		jsonv1.DefaultOptionsV1(),
 		json.WithUnmarshalers(json.UnmarshalFromFunc(func(dec *jsontext.Decoder, v *any) error {
@@ -105,7 +123,7 @@ func (JSONCodec[K, V]) Encode(rec Record[K, V]) ([]byte, error) {
 	buf.WriteString(`{"data": `)
 	if rec.Data == nil {
 		buf.WriteString("{}") // encoding/json writes a nil map as null
-	} else if err := json.MarshalWrite(&buf, rec.Data, encodeOptions); err != nil {
+	} else if err := json.MarshalWrite(&buf, rec.Data, encodeOptionsFor[V]()); err != nil {
 		return nil, fmt.Errorf("kiwicache: encode record: %w", err)
 	}
 	buf.WriteString(`, "timestamp": `)
@@ -128,6 +146,44 @@ func (c JSONCodec[K, V]) Decode(b []byte) (Record[K, V], error) {
 		return Record[K, V]{}, fmt.Errorf("%w: %w", ErrMalformedRecord, err)
 	}
 	return rec, nil
+}
+
+var holdsNamedFloatCache sync.Map // reflect.Type -> bool
+
+func encodeOptionsFor[V any]() json.Options {
+	t := reflect.TypeFor[V]()
+	holds, ok := holdsNamedFloatCache.Load(t)
+	if !ok {
+		holds, _ = holdsNamedFloatCache.LoadOrStore(t, holdsNamedFloat(t, map[reflect.Type]bool{}))
+	}
+	if holds.(bool) {
+		return namedFloatOptions
+	}
+	return encodeOptions
+}
+
+// holdsNamedFloat reports whether values of t can hold a float type other
+// than float64 and float32 (not counting what an interface holds).
+func holdsNamedFloat(t reflect.Type, seen map[reflect.Type]bool) bool {
+	if seen[t] {
+		return false
+	}
+	seen[t] = true
+	switch t.Kind() {
+	case reflect.Float32, reflect.Float64:
+		return t != reflect.TypeFor[float64]() && t != reflect.TypeFor[float32]()
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return holdsNamedFloat(t.Elem(), seen)
+	case reflect.Map:
+		return holdsNamedFloat(t.Elem(), seen)
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if holdsNamedFloat(t.Field(i).Type, seen) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // writeFloat writes f as encoding/json would, plus ".0" where that leaves no

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -156,8 +157,45 @@ func TestEncodeWritesPythonTypes(t *testing.T) {
 	if err != nil || !rec.Timestamp.Equal(ts) {
 		t.Errorf("round trip: %v, %v", rec.Timestamp, err)
 	}
-	if _, err := (JSONCodec[string, float64]{}).Encode(Record[string, float64]{Data: map[string]float64{"x": nanValue()}}); err == nil {
-		t.Error("NaN encoded without an error")
+	_, err = JSONCodec[string, float64]{}.Encode(Record[string, float64]{Data: map[string]float64{"x": nanValue()}, Timestamp: ts})
+	if err == nil || !strings.Contains(err.Error(), "NaN") {
+		t.Errorf("NaN: error = %v, want one about NaN", err)
+	}
+	if _, err := (JSONCodec[string, int]{}).Encode(Record[string, int]{Data: map[string]int{}}); err == nil {
+		t.Error("a zero timestamp was encoded")
+	}
+}
+
+type rate float64
+
+type rated struct {
+	Rate  rate             `json:"rate"`
+	Rates map[string]*rate `json:"rates"`
+	Since celsius          `json:"since"`
+}
+
+type celsius float64
+
+func (c celsius) MarshalJSON() ([]byte, error) { return []byte(`"warm"`), nil }
+
+// Named float types in V are floats to Python too ("2.0"); their own
+// MarshalJSON still wins.
+func TestEncodeNamedFloats(t *testing.T) {
+	two := rate(2)
+	b, err := JSONCodec[string, rated]{}.Encode(Record[string, rated]{
+		Data:      map[string]rated{"a": {Rate: 5, Rates: map[string]*rate{"x": &two}, Since: 1}},
+		Timestamp: time.Unix(1, 0),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"rate":5.0`, `"x":2.0`, `"since":"warm"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("encoded %s lacks %s", b, want)
+		}
+	}
+	if holdsNamedFloat(reflect.TypeFor[item](), map[reflect.Type]bool{}) {
+		t.Error("item holds no named float, yet takes the slower encoding")
 	}
 }
 
