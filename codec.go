@@ -100,7 +100,7 @@ var (
 		}),
 	))
 	jsonMarshalerType = reflect.TypeFor[jsonv1.Marshaler]()
-	decodeOptions = json.JoinOptions(
+	decodeOptions     = json.JoinOptions(
 		jsonv1.DefaultOptionsV1(),
 		json.WithUnmarshalers(json.UnmarshalFromFunc(func(dec *jsontext.Decoder, v *any) error {
 			if dec.PeekKind() != '0' {
