@@ -54,7 +54,7 @@ type Cache[K comparable, V any] struct {
 	flight      *flight
 	timer       *time.Timer
 	closed      bool
-	noData      *flight // the last load, failed with no snapshot; see failedFlight
+	noDataErr   error // the last load's error, with no snapshot; see noDataError
 	noDataUntil time.Time
 	failures    int
 	lastErr     error
@@ -186,8 +186,8 @@ func (c *Cache[K, V]) current(ctx context.Context) (*Snapshot[K, V], error) {
 		}
 		return s, nil
 	}
-	if f := c.failedFlight(); f != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNoData, f.err)
+	if err := c.noDataError(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoData, err)
 	}
 	f := c.startReload()
 	if f == nil {
@@ -296,7 +296,7 @@ func (c *Cache[K, V]) fly(f *flight) {
 	c.flight = nil
 	c.scheduleReloadLocked() // after a failure too: one attempt per ReloadTTL
 	if f.err != nil && c.snap.Load() == nil {
-		c.noData = f
+		c.noDataErr = f.err
 		c.noDataUntil = time.Now().Add(min(c.cfg.reloadTTL, maxNoDataBackoff))
 	}
 	c.mu.Unlock()
@@ -307,15 +307,15 @@ func (c *Cache[K, V]) fly(f *flight) {
 // failed load, before one of them tries again.
 const maxNoDataBackoff = time.Second
 
-// failedFlight returns the last failed load while reads with no data should
-// fail fast on it (for ReloadTTL, at most maxNoDataBackoff): without a
+// noDataError returns the last failed load's error while reads with no data
+// should fail fast on it (for ReloadTTL, at most maxNoDataBackoff): without a
 // snapshot, every read would otherwise start a load, one per read while Redis
 // or the source is down.
-func (c *Cache[K, V]) failedFlight() *flight {
+func (c *Cache[K, V]) noDataError() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.noData != nil && time.Now().Before(c.noDataUntil) {
-		return c.noData
+	if time.Now().Before(c.noDataUntil) {
+		return c.noDataErr
 	}
 	return nil
 }

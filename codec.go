@@ -62,7 +62,7 @@ type JSONCodec[K comparable, V any] struct {
 	// default decoder: it is called, concurrently, with JSON objects to
 	// decode into a *map[K]V. It must keep encoding/json's semantics. For
 	// example sonic.ConfigStd.Unmarshal (github.com/bytedance/sonic) decodes
-	// the benchmark record 1.75 times as fast (see BENCHMARKS.md); leave it
+	// the benchmark record 1.7 times as fast (see BENCHMARKS.md); leave it
 	// nil when V holds an any or a Number, which only the default keeps exact.
 	Unmarshal func(data []byte, v any) error
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -147,11 +148,16 @@ func (p *recordParser) number() []byte {
 	for p.i < len(p.b) && bytes.IndexByte([]byte("0123456789+-.eE"), p.b[p.i]) >= 0 {
 		p.i++
 	}
-	if num := p.b[start:p.i]; jsontext.Value(num).IsValid() {
+	if num := p.b[start:p.i]; isJSONNumber(num) {
 		return num
 	}
 	p.i = start
 	return nil
+}
+
+// isJSONNumber reports whether b is exactly one JSON number.
+func isJSONNumber(b []byte) bool {
+	return len(b) > 0 && (b[0] == '-' || b[0] >= '0' && b[0] <= '9') && jsontext.Value(b).IsValid()
 }
 
 // stringEnd returns the index of the quote that ends the string at b[start].
@@ -239,8 +245,9 @@ func scanObject(b []byte, start int) (dataObject, error) {
 // pieces returns the object cut at obj.cuts, each piece an object.
 func (obj dataObject) pieces() [][]byte {
 	pieces := make([][]byte, 0, len(obj.cuts)+1)
-	from := 1 // after the '{'
-	for _, cut := range append(obj.cuts, len(obj.raw)-1) {
+	from := 1                                             // after the '{'
+	ends := append(slices.Clip(obj.cuts), len(obj.raw)-1) // the last piece ends at the '}'
+	for _, cut := range ends {
 		piece := make([]byte, 0, cut-from+2)
 		piece = append(append(append(piece, '{'), obj.raw[from:cut]...), '}')
 		pieces = append(pieces, piece)

@@ -3,7 +3,6 @@ package kiwicache
 import (
 	"bytes"
 	"context"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -67,7 +66,7 @@ func tailTimestamp(tail []byte) (time.Time, bool) {
 	if rest = bytes.TrimRight(rest, ws); len(rest) == 0 || rest[len(rest)-1] != ',' && rest[len(rest)-1] != '{' {
 		return time.Time{}, false
 	}
-	if len(num) == 0 || bytes.ContainsFunc(num, func(r rune) bool { return !strings.ContainsRune("0123456789.eE+-", r) }) {
+	if !isJSONNumber(num) {
 		return time.Time{}, false
 	}
 	t, err := parseUnixSeconds(string(num))

@@ -128,7 +128,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "usage: kiwicache [--redis URL] [--json] %s %s\n", name, cmd.args)
 		return exitUsage
 	}
-	url := cmp(c.redis, os.Getenv("REDIS_URL"), "redis://localhost:6379/0")
+	url := firstNonEmpty(c.redis, os.Getenv("REDIS_URL"), "redis://localhost:6379/0")
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		fmt.Fprintf(stderr, "kiwicache: bad Redis URL: %v\n", err)
@@ -194,7 +194,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "exit status: 0 done, 1 key absent, 2 bad arguments, 3 Redis unreachable, 4 no such record, 5 malformed record")
 }
 
-func cmp(values ...string) string {
+func firstNonEmpty(values ...string) string {
 	for _, v := range values {
 		if v != "" {
 			return v
@@ -314,7 +314,7 @@ func (c *cli) list(ctx context.Context, _ []string) error {
 		if !in.WellFormed {
 			items, age = "malformed", "-"
 		}
-		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", in.Key, in.Bytes, items, age, in.TTL, yesNo(in.LockHeld))
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", in.Key, in.Bytes, items, age, in.TTL, lockState(in.LockHeld))
 	}
 	return w.Flush()
 }
@@ -326,8 +326,8 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-func yesNo(b bool) string {
-	if b {
+func lockState(held bool) string {
+	if held {
 		return "held"
 	}
 	return "-"
@@ -355,7 +355,7 @@ func (c *cli) inspect(ctx context.Context, args []string) error {
 		} else {
 			fmt.Fprintf(w, "well-formed\tno: %s\n", in.Malformed)
 		}
-		fmt.Fprintf(w, "ttl\t%s\nlock\t%s\n", in.TTL, cmp(in.LockTTL, "not held"))
+		fmt.Fprintf(w, "ttl\t%s\nlock\t%s\n", in.TTL, firstNonEmpty(in.LockTTL, "not held"))
 		w.Flush()
 	}
 	if !in.WellFormed {
