@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,8 +84,6 @@ func New[K comparable, V any](name string, rdb redis.UniversalClient, loader Loa
 	case err != nil:
 	case cfg.validate != nil && !ok:
 		err = fmt.Errorf("WithValidate: %T is not a %T", cfg.validate, validateFn)
-	case strings.Contains(name, ":"):
-		err = fmt.Errorf("name %q has a ':' (use WithSuffix)", name)
 	case rdb == nil:
 		err = errors.New("nil redis client")
 	case loader == nil:
@@ -395,7 +392,7 @@ func (c *Cache[K, V]) install(rec *Record[K, V]) {
 }
 
 func newSnapshot[K comparable, V any](rec *Record[K, V]) *Snapshot[K, V] {
-	return &Snapshot[K, V]{data: rec.Data, timestamp: rec.Timestamp, loadedAt: time.Now(), size: rec.size}
+	return &Snapshot[K, V]{data: rec.Data, timestamp: rec.Timestamp, loadedAt: time.Now(), recordSize: rec.size}
 }
 
 // fetch GETs and decodes the record. A missing, malformed or (without

@@ -657,7 +657,7 @@ func collect[K any](seq func(func(K) bool)) []K {
 
 func TestCloseStopsLoading(t *testing.T) {
 	_, rdb := newMiniredis(t)
-	r := NewRegistry()
+	r := new(Registry)
 	c, err := New("Items", rdb, LoaderFunc[string, item](staticData(twoItems)), WithRegistry(r))
 	if err != nil {
 		t.Fatal(err)

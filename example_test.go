@@ -128,7 +128,7 @@ func ExampleCache_Health() {
 func ExampleRegistry_RefillAll() {
 	rdb, done := exampleRedis()
 	defer done()
-	reg := kiwicache.NewRegistry()
+	reg := new(kiwicache.Registry)
 	airlines, _ := kiwicache.New("Airlines", rdb, kiwicache.LoaderFunc[string, Airline](loadAirlines),
 		kiwicache.WithRegistry(reg))
 	countries, _ := kiwicache.New("Countries", rdb,

@@ -2,18 +2,28 @@ package kiwicache
 
 import "time"
 
-// Health describes a Cache for probes and dashboards.
+// Health describes a Cache for probes, status pages and metrics. Key repeats
+// Cache.Key so that a Health can be reported on its own.
 type Health struct {
-	Key           string    // resource:NAME[:SUFFIX]
-	HasData       bool      // a snapshot is being served
-	Items         int       // items in the snapshot
-	RecordTime    time.Time // the snapshot's record timestamp: when its data left the source
-	LoadedAt      time.Time // when this process made the snapshot
-	LastError     error     // the latest failed reload or refill, nil if none yet
+	Key        string    // resource:NAME[:SUFFIX]
+	HasData    bool      // a snapshot is being served
+	Items      int       // items in the snapshot
+	RecordSize int       // bytes of the record the snapshot came from
+	RecordTime time.Time // the snapshot's record timestamp: when its data left the source
+	LoadedAt   time.Time // when this process made the snapshot
+	// CheckedAt is when a reload last found the record in Redis to be the one
+	// served (or installed it): a freshness probe compares it with ReloadTTL.
+	CheckedAt     time.Time
+	LastError     error // the latest failed reload or refill, nil if none yet
 	LastErrorTime time.Time
 	// ConsecutiveFailures counts reload and refill attempts that failed since
 	// the last success.
 	ConsecutiveFailures int
+	// PushConnected reports whether the Cache is listening for notifications
+	// of new records (see WithoutPush); LastNotification is when the latest
+	// one arrived.
+	PushConnected    bool
+	LastNotification time.Time
 }
 
 // Health returns the Cache's state. It does no I/O.
@@ -25,8 +35,10 @@ func (c *Cache[K, V]) Health() Health {
 		Key:                 c.key,
 		HasData:             s != nil,
 		Items:               s.Len(),
+		RecordSize:          s.size(),
 		RecordTime:          s.Timestamp(),
 		LoadedAt:            s.LoadedAt(),
+		CheckedAt:           s.LoadedAt(),
 		LastError:           c.lastErr,
 		LastErrorTime:       c.lastErrTime,
 		ConsecutiveFailures: c.failures,

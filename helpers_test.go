@@ -253,7 +253,7 @@ func readGolden(t testing.TB, name string) []byte {
 
 // testOpts are options every unit test wants: its own registry, no stray logs.
 func testOpts(extra ...Option) []Option {
-	return append([]Option{WithRegistry(NewRegistry()), WithLogger(slog.New(slog.DiscardHandler))}, extra...)
+	return append([]Option{WithRegistry(new(Registry)), WithLogger(slog.New(slog.DiscardHandler))}, extra...)
 }
 
 func mustNew[K comparable, V any](t testing.TB, name string, rdb redis.UniversalClient, l Loader[K, V], opts ...Option) *Cache[K, V] {

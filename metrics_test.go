@@ -14,7 +14,7 @@ import (
 )
 
 // The DogStatsD adapter sends what the Python library sends: counter
-// kiwicache, tags cache_name:NAME and status:STATUS. Checked on the wire.
+// kiwicache, tags name:NAME (as 0.4.5) and status:STATUS. Checked on the wire.
 func TestDogStatsDOnTheWire(t *testing.T) {
 	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -34,7 +34,7 @@ func TestDogStatsDOnTheWire(t *testing.T) {
 		}
 		return twoItems, nil
 	})
-	c := mustNew(t, "Airlines", rdb, l, WithMetrics(NewDogStatsD(client)))
+	c := mustNew(t, "Airlines", rdb, l, WithMetrics(&DogStatsD{Client: client}))
 	if err := c.Refill(t.Context()); err != nil { // success
 		t.Fatal(err)
 	}
@@ -46,9 +46,9 @@ func TestDogStatsDOnTheWire(t *testing.T) {
 
 	got := readPackets(t, conn)
 	for _, want := range []string{
-		"kiwicache:1|c|#cache_name:Airlines,status:success",
-		"kiwicache:1|c|#cache_name:Airlines,status:load_error",
-		"kiwicache:1|c|#cache_name:Airlines,status:redis_error",
+		"kiwicache:1|c|#name:Airlines,status:success",
+		"kiwicache:1|c|#name:Airlines,status:load_error",
+		"kiwicache:1|c|#name:Airlines,status:redis_error",
 	} {
 		if !slices.Contains(got, want) {
 			t.Errorf("statsd lines %q lack %q", got, want)
@@ -69,14 +69,17 @@ func readPackets(t *testing.T, conn net.PacketConn) []string {
 	}
 }
 
-// The counter's name is configurable.
+// The counter's name is configurable, and so is the name tag: 0.4.5's name:
+// by default, 0.5.0's cache_name: on request.
 func TestDogStatsDName(t *testing.T) {
 	rec := &incrRecorder{}
 	(&DogStatsD{Client: rec, Name: "legacy.cache"}).Count("Fx", StatusSuccess)
 	(&DogStatsD{Client: rec}).Count("Fx", StatusLoadError)
+	(&DogStatsD{Client: rec, NameTag: NameTag050}).Count("Fx", StatusRedisError)
 	want := []string{
-		"legacy.cache [cache_name:Fx status:success]",
-		"kiwicache [cache_name:Fx status:load_error]",
+		"legacy.cache [name:Fx status:success]",
+		"kiwicache [name:Fx status:load_error]",
+		"kiwicache [cache_name:Fx status:redis_error]",
 	}
 	if !slices.Equal(rec.calls, want) {
 		t.Errorf("Incr calls = %q, want %q", rec.calls, want)

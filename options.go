@@ -3,7 +3,6 @@ package kiwicache
 import (
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 )
 
@@ -102,8 +101,8 @@ func WithCodec(codec any) Option {
 	return func(c *config) { c.codec = codec }
 }
 
-// WithMetrics sets where the cache counts its outcomes (see Metrics and
-// NewDogStatsD). Default: nothing is counted.
+// WithMetrics sets where the cache counts its outcomes (see Metrics,
+// Observer and DogStatsD). Default: nothing is counted.
 func WithMetrics(m Metrics) Option {
 	return func(c *config) { c.metrics = m }
 }
@@ -201,21 +200,6 @@ func newConfig(opts []Option) (config, error) {
 		c.metrics = noMetrics{}
 	}
 	return c, nil
-}
-
-// checkKeyPart refuses NAME and SUFFIX values that would make the record or
-// lock key ambiguous or address another cache's keys. NAME may not hold ':'
-// either (New checks it), so resource:NAME:SUFFIX always splits one way.
-func checkKeyPart(what, s string) error {
-	if s == "" {
-		return fmt.Errorf("%s is empty", what)
-	}
-	if i := strings.IndexFunc(s, func(r rune) bool {
-		return r <= ' ' || r == 0x7f || strings.ContainsRune(`*?[]\`, r)
-	}); i >= 0 {
-		return fmt.Errorf("%s %q has the character %q at %d (no spaces, control or glob characters)", what, s, s[i], i)
-	}
-	return nil
 }
 
 // wholeSeconds rounds d up to whole seconds: PROTOCOL.md writes EX seconds,

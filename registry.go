@@ -35,10 +35,7 @@ type Registry struct {
 // Registry.Concurrency is zero.
 const DefaultRefillConcurrency = 4
 
-var defaultRegistry = NewRegistry()
-
-// NewRegistry returns an empty Registry.
-func NewRegistry() *Registry { return &Registry{} }
+var defaultRegistry = new(Registry)
 
 // DefaultRegistry returns the registry that New uses by default.
 func DefaultRegistry() *Registry { return defaultRegistry }

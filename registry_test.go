@@ -15,7 +15,7 @@ import (
 // 12. RefillAll refills each cache from its source and reports every failure.
 func TestRefillAll(t *testing.T) {
 	mr, rdb := newMiniredis(t)
-	reg := NewRegistry()
+	reg := new(Registry)
 	ok := newCountingLoader[string, item](staticData(twoItems))
 	other := newCountingLoader[int, string](staticData(map[int]string{1: "one"}))
 	errDB := errors.New("db down")
@@ -58,12 +58,12 @@ func TestRefillAll(t *testing.T) {
 
 func TestRefillAllWithoutFailuresIsNil(t *testing.T) {
 	_, rdb := newMiniredis(t)
-	reg := NewRegistry()
+	reg := new(Registry)
 	mustNew(t, "A", rdb, LoaderFunc[string, item](staticData(twoItems)), WithRegistry(reg))
 	if err := reg.RefillAll(t.Context()); err != nil {
 		t.Errorf("RefillAll = %v", err)
 	}
-	if err := NewRegistry().RefillAll(t.Context()); err != nil {
+	if err := new(Registry).RefillAll(t.Context()); err != nil {
 		t.Errorf("RefillAll on an empty registry = %v", err)
 	}
 	var zero Registry
@@ -76,7 +76,7 @@ func TestRefillAllWithoutFailuresIsNil(t *testing.T) {
 // one leaves the later registered.
 func TestRegistryReplaceAndClose(t *testing.T) {
 	_, rdb := newMiniredis(t)
-	reg := NewRegistry()
+	reg := new(Registry)
 	first := newCountingLoader[string, item](staticData(twoItems))
 	second := newCountingLoader[string, item](staticData(twoItems))
 	c1 := mustNew(t, "Same", rdb, first, WithRegistry(reg))

@@ -13,10 +13,10 @@ import (
 // replace an item. Values are shared, not copied: when V holds maps, slices
 // or pointers, treat what they point to as read-only.
 type Snapshot[K comparable, V any] struct {
-	data      map[K]V
-	timestamp time.Time
-	loadedAt  time.Time
-	size      int // of the record it came from (see recordUnchanged)
+	data       map[K]V
+	timestamp  time.Time
+	loadedAt   time.Time
+	recordSize int // of the record it came from (see recordUnchanged)
 }
 
 // Get returns the item stored under key and whether there is one. It inlines
@@ -69,4 +69,12 @@ func (s *Snapshot[K, V]) LoadedAt() time.Time {
 		return time.Time{}
 	}
 	return s.loadedAt
+}
+
+// size is the record's size in bytes, 0 for a nil snapshot.
+func (s *Snapshot[K, V]) size() int {
+	if s == nil {
+		return 0
+	}
+	return s.recordSize
 }

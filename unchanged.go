@@ -22,7 +22,7 @@ const tailBytes = 64
 // When the tail holds no timestamp (a record written in another member order)
 // the answer is false, and the caller reads the whole record.
 func (c *Cache[K, V]) recordUnchanged(ctx context.Context, s *Snapshot[K, V]) (bool, error) {
-	if s.size == 0 {
+	if s.recordSize == 0 {
 		return false, nil
 	}
 	var strlen *redis.IntCmd
@@ -35,7 +35,7 @@ func (c *Cache[K, V]) recordUnchanged(ctx context.Context, s *Snapshot[K, V]) (b
 	if err != nil {
 		return false, c.redisError(ctx, "kiwicache.load_failed", "STRLEN+GETRANGE", err)
 	}
-	if strlen.Val() != int64(s.size) {
+	if strlen.Val() != int64(s.recordSize) {
 		return false, nil
 	}
 	ts, ok := tailTimestamp([]byte(tail.Val()))

@@ -241,7 +241,7 @@ func (c *cli) load(ctx context.Context, key string) (*info, error) {
 	in := &info{Key: key, Bytes: int64(len(b))}
 	rec, err := kiwicache.JSONCodec[string, json.RawMessage]{}.Decode(b)
 	if err != nil {
-		in.Malformed = strings.TrimPrefix(err.Error(), "kiwicache: malformed record: ")
+		in.Malformed = err.Error()
 	} else {
 		in.WellFormed, in.Items, in.data = true, len(rec.Data), rec.Data
 		in.Timestamp = rec.Timestamp

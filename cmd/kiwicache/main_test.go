@@ -164,7 +164,7 @@ func TestCommands(t *testing.T) {
 
 			expect(kiwicacheCmd(t, url, "inspect", "Airlines"), 0, "well-formed  yes", "items        2", "lock         ")
 			r = kiwicacheCmd(t, url, "inspect", "Broken")
-			expect(r, 5, "well-formed  no: unexpected member")
+			expect(r, 5, "well-formed  no: malformed record: unexpected member")
 			expect(kiwicacheCmd(t, url, "inspect", "Missing"), 4)
 
 			expect(kiwicacheCmd(t, url, "get", "Airlines", "FR"), 0, `"name": "Ryanair"`, `"price": 2.5`)
