@@ -234,7 +234,9 @@ func (c *Cache[K, V]) Refill(ctx context.Context) error {
 		return err
 	}
 	defer c.releaseWork()
+	start := time.Now()
 	rec, err := c.refill(ctx, true)
+	observe(c.cfg.metrics, c.name, OpRefill, start, err)
 	if rec != nil {
 		c.install(rec)
 		c.mu.Lock()
@@ -349,7 +351,9 @@ func (c *Cache[K, V]) reloadWithAttempts(ctx context.Context) error {
 	attempts := max(c.cfg.maxAttempts, 1)
 	var err error
 	for range attempts {
+		start := time.Now()
 		err = c.reload(ctx)
+		observe(c.cfg.metrics, c.name, OpReload, start, err)
 		c.noteResult(err)
 		if err == nil || ctx.Err() != nil {
 			break

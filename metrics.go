@@ -88,3 +88,10 @@ func (d *DogStatsD) Count(cacheName string, status Status) {
 	}
 	_ = d.Client.Incr(name, []string{tag + ":" + cacheName, "status:" + string(status)}, 1)
 }
+
+// observe tells m, if it is an Observer, how long op took since start.
+func observe(m Metrics, cacheName string, op Op, start time.Time, err error) {
+	if o, ok := m.(Observer); ok {
+		o.Observe(cacheName, op, time.Since(start), err)
+	}
+}

@@ -29,7 +29,10 @@ func (c *Cache[K, V]) refill(ctx context.Context, force bool) (*Record[K, V], er
 	if !held {
 		c.log.WarnContext(ctx, "kiwicache.refill_locked", "key", c.key)
 		var rec *Record[K, V]
-		if rec, token, err = c.waitForRefill(ctx, since); rec != nil || err != nil {
+		start := time.Now()
+		rec, token, err = c.waitForRefill(ctx, since)
+		observe(c.cfg.metrics, c.name, OpLockWait, start, err)
+		if rec != nil || err != nil {
 			return rec, err
 		}
 	}
