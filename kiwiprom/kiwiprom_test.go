@@ -1,0 +1,290 @@
+package kiwiprom_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/kiwicache/kiwicache"
+	"github.com/kiwicache/kiwicache/kiwiprom"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/redis/go-redis/v9"
+)
+
+type airline struct {
+	Name string `json:"name"`
+}
+
+func newRedis(t *testing.T) (*miniredis.Miniredis, *redis.Client) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	return mr, rdb
+}
+
+func newCache[V any](t *testing.T, name string, rdb *redis.Client, load func(context.Context) (map[string]V, error), opts ...kiwicache.Option) *kiwicache.Cache[string, V] {
+	opts = append([]kiwicache.Option{kiwicache.WithLogger(slog.New(slog.DiscardHandler))}, opts...)
+	c, err := kiwicache.New(name, rdb, kiwicache.LoaderFunc[string, V](load), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Gathered from a registry that checks every collected metric against its
+// description: the outcome counter holds exactly what the caches counted,
+// with every status of a counted name at zero from the start; the duration
+// histograms saw each reload, refill and lock wait with its outcome; the
+// gauges report each cache's Health, per NAME and SUFFIX; and the names pass
+// Prometheus' own lint.
+func TestGather(t *testing.T) {
+	start := time.Now()
+	mr, rdb := newRedis(t)
+	reg := new(kiwicache.Registry)
+	m := kiwiprom.New(reg)
+	pr := prometheus.NewPedanticRegistry()
+	pr.MustRegister(m)
+
+	airlines := newCache(t, "Airlines", rdb, func(context.Context) (map[string]airline, error) {
+		return map[string]airline{"OK": {"Czech Airlines"}, "LH": {"Lufthansa"}}, nil
+	}, kiwicache.WithMetrics(m), kiwicache.WithRegistry(reg))
+	rates := newCache(t, "Rates", rdb, func(context.Context) (map[string]float64, error) {
+		return nil, errors.New("rates source down")
+	}, kiwicache.WithSuffix("EUR"), kiwicache.WithMetrics(m), kiwicache.WithRegistry(reg))
+	locked := newCache(t, "Locked", rdb, func(context.Context) (map[string]int, error) {
+		return map[string]int{"a": 1}, nil
+	}, kiwicache.WithMetrics(m), kiwicache.WithRegistry(reg))
+
+	if _, err := airlines.Get(t.Context(), "OK"); err != nil { // reload (refilling the record): success
+		t.Fatal(err)
+	}
+	if err := airlines.Refill(t.Context()); err != nil { // refill: success
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := rates.Refill(t.Context()); err == nil { // load_error twice
+			t.Fatal("Refill of a failing source succeeded")
+		}
+	}
+	mr.Set("lock:Locked", "another process")
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	if err := locked.Refill(ctx); err == nil { // a lock wait cut short by ctx
+		t.Fatal("Refill under another process's lock succeeded")
+	}
+	cancel()
+	mr.SetError("LOADING Redis is loading the dataset in memory")
+	airlines.Refill(t.Context()) // redis_error
+	mr.SetError("")
+	record, _ := mr.Get("resource:Airlines")
+	scraped := time.Now()
+
+	families, err := pr.Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	got := index(families)
+
+	wantCount := map[string]float64{
+		`kiwicache_total{name="Airlines",status="success"}`:     2,
+		`kiwicache_total{name="Airlines",status="redis_error"}`: 1,
+		`kiwicache_total{name="Airlines",status="load_error"}`:  0,
+		`kiwicache_total{name="Rates",status="load_error"}`:     2,
+		`kiwicache_total{name="Rates",status="success"}`:        0,
+		`kiwicache_total{name="Rates",status="redis_error"}`:    0,
+	}
+	for series, want := range wantCount {
+		if v, ok := got[series]; !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", series, v, ok, want)
+		}
+	}
+
+	wantHistogramCount := map[string]float64{
+		`kiwicache_reload_duration_seconds{name="Airlines",outcome="success"}`:  1,
+		`kiwicache_refill_duration_seconds{name="Airlines",outcome="failure"}`:  1,
+		`kiwicache_refill_duration_seconds{name="Rates",outcome="failure"}`:     2,
+		`kiwicache_refill_duration_seconds{name="Locked",outcome="failure"}`:    1,
+		`kiwicache_lock_wait_duration_seconds{name="Locked",outcome="failure"}`: 1,
+	}
+	for series, want := range wantHistogramCount {
+		if v, ok := got[series+"_count"]; !ok || v != want {
+			t.Errorf("%s sample count = %v (present %v), want %v", series, v, ok, want)
+		}
+	}
+	// The Get's refill, inside its reload, may be timed as a refill too.
+	if v := got[`kiwicache_refill_duration_seconds{name="Airlines",outcome="success"}_count`]; v < 1 {
+		t.Errorf("Airlines' successful refills timed: %v, want at least the Refill", v)
+	}
+	if v := got[`kiwicache_lock_wait_duration_seconds{name="Locked",outcome="failure"}_sum`]; v <= 0 || v > scraped.Sub(start).Seconds() {
+		t.Errorf("lock wait sum = %vs, want the wait's duration, within the test's %v", v, scraped.Sub(start))
+	}
+
+	wantGauge := map[string]float64{
+		`kiwicache_has_data{name="Airlines",suffix=""}`:             1,
+		`kiwicache_items{name="Airlines",suffix=""}`:                2,
+		`kiwicache_record_size_bytes{name="Airlines",suffix=""}`:    float64(len(record)),
+		`kiwicache_consecutive_failures{name="Airlines",suffix=""}`: 1, // the Refill that met a Redis error
+		`kiwicache_push_connected{name="Airlines",suffix=""}`:       0,
+		`kiwicache_has_data{name="Rates",suffix="EUR"}`:             0,
+		`kiwicache_items{name="Rates",suffix="EUR"}`:                0,
+		`kiwicache_consecutive_failures{name="Rates",suffix="EUR"}`: 2,
+		`kiwicache_has_data{name="Locked",suffix=""}`:               0,
+	}
+	for series, want := range wantGauge {
+		if v, ok := got[series]; !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", series, v, ok, want)
+		}
+	}
+	if len(record) == 0 {
+		t.Error("no record in Redis")
+	}
+	// The snapshot's data left the source during this test.
+	for _, series := range []string{
+		`kiwicache_snapshot_age_seconds{name="Airlines",suffix=""}`,
+		`kiwicache_check_age_seconds{name="Airlines",suffix=""}`,
+	} {
+		if v, ok := got[series]; !ok || v < 0 || v > time.Since(start).Seconds() {
+			t.Errorf("%s = %v (present %v), want an age within the test's %v", series, v, ok, time.Since(start))
+		}
+	}
+	// No snapshot, no check: no age to report.
+	for _, series := range []string{
+		`kiwicache_snapshot_age_seconds{name="Rates",suffix="EUR"}`,
+		`kiwicache_check_age_seconds{name="Rates",suffix="EUR"}`,
+		`kiwicache_push_notification_age_seconds{name="Airlines",suffix=""}`,
+	} {
+		if v, ok := got[series]; ok {
+			t.Errorf("%s = %v, want no such series", series, v)
+		}
+	}
+
+	problems, err := testutil.GatherAndLint(pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+// The gauges are read from Health when Prometheus collects, not when the
+// cache changes: a refill with more items shows at the next scrape, and a
+// closed cache (no longer in the registry) is no longer reported.
+func TestGaugesReadAtCollection(t *testing.T) {
+	_, rdb := newRedis(t)
+	reg := new(kiwicache.Registry)
+	pr := prometheus.NewPedanticRegistry()
+	pr.MustRegister(kiwiprom.New(reg)) // the cache does not even report to it
+	n := 1
+	c := newCache(t, "Growing", rdb, func(context.Context) (map[string]int, error) {
+		data := map[string]int{}
+		for i := range n {
+			data[string(rune('a'+i))] = i
+		}
+		return data, nil
+	}, kiwicache.WithRegistry(reg))
+	items := func() float64 {
+		t.Helper()
+		if err := testutil.GatherAndCompare(pr, strings.NewReader(""), "kiwicache_total"); err != nil {
+			t.Errorf("a cache without WithMetrics(m) has outcome series: %v", err)
+		}
+		families, err := pr.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, ok := index(families)[`kiwicache_items{name="Growing",suffix=""}`]
+		if !ok {
+			return math.NaN()
+		}
+		return v
+	}
+
+	if v := items(); v != 0 {
+		t.Errorf("items before the first read = %v, want 0", v)
+	}
+	if err := c.Refill(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if v := items(); v != 1 {
+		t.Errorf("items after the first refill = %v, want 1", v)
+	}
+	n = 3
+	if err := c.Refill(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if v := items(); v != 3 {
+		t.Errorf("items after a refill with 3 = %v, want 3", v)
+	}
+	c.Close()
+	if v := items(); !math.IsNaN(v) {
+		t.Errorf("items of a closed cache = %v, want no series", v)
+	}
+}
+
+// Bad input never panics: a Refiller of the caller's own whose key is no
+// valid name, and label values Prometheus refuses (not UTF-8), are reported
+// or dropped.
+func TestBadNames(t *testing.T) {
+	reg := new(kiwicache.Registry)
+	reg.Register(fakeRefiller{key: "not a resource key", health: kiwicache.Health{HasData: true, Items: 7}})
+	m := kiwiprom.New(reg)
+	m.Count("bad\xff", kiwicache.StatusSuccess)
+	m.Observe("bad\xff", kiwicache.OpReload, time.Millisecond, nil)
+	m.Observe("Fine", kiwicache.Op("a future op"), time.Millisecond, nil)
+	pr := prometheus.NewPedanticRegistry()
+	pr.MustRegister(m)
+	families, err := pr.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := index(families)
+	if v := got[`kiwicache_items{name="not a resource key",suffix=""}`]; v != 7 {
+		t.Errorf("a Refiller with a key of its own: items = %v, want 7 under its key; got %v", v, got)
+	}
+	for series := range got {
+		if strings.Contains(series, "bad") || strings.Contains(series, "Fine") {
+			t.Errorf("series %s, want the invalid name and the unknown op dropped", series)
+		}
+	}
+}
+
+type fakeRefiller struct {
+	key    string
+	health kiwicache.Health
+}
+
+func (f fakeRefiller) Key() string                  { return f.key }
+func (f fakeRefiller) Refill(context.Context) error { return nil }
+func (f fakeRefiller) Health() kiwicache.Health     { return f.health }
+
+// index flattens gathered families into "name{labels}" -> value; histograms
+// give name{labels}_count and name{labels}_sum.
+func index(families []*dto.MetricFamily) map[string]float64 {
+	out := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+`="`+l.GetValue()+`"`)
+			}
+			series := f.GetName() + "{" + strings.Join(labels, ",") + "}"
+			switch {
+			case m.Counter != nil:
+				out[series] = m.Counter.GetValue()
+			case m.Gauge != nil:
+				out[series] = m.Gauge.GetValue()
+			case m.Histogram != nil:
+				out[series+"_count"] = float64(m.Histogram.GetSampleCount())
+				out[series+"_sum"] = m.Histogram.GetSampleSum()
+			}
+		}
+	}
+	return out
+}
