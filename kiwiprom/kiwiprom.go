@@ -79,7 +79,7 @@ type Metrics struct {
 	reg *kiwicache.Registry
 	now func() time.Time
 
-	outcomes *prometheus.CounterVec
+	outcomes  *prometheus.CounterVec
 	durations map[kiwicache.Op]*prometheus.HistogramVec
 
 	hasData, items, recordSize, snapshotAge, checkAge,
