@@ -1,0 +1,269 @@
+// Package kiwiotel exports kiwicache's metrics through OpenTelemetry.
+//
+// A *Metrics, given to kiwicache.WithMetrics, counts each cache's outcomes and
+// records the durations of its reloads, refills and lock waits. Its
+// observable gauges read the Health of every cache of a kiwicache.Registry
+// when the SDK collects, so nothing is sampled between collections:
+//
+//	m, err := kiwiotel.New(kiwicache.DefaultRegistry()) // the global MeterProvider
+//	defer m.Close()
+//	airlines, err := kiwicache.New("Airlines", rdb, loader, kiwicache.WithMetrics(m))
+//
+// The instruments (meter ScopeName), with the attribute name (the cache's
+// NAME, as the DogStatsD counter's name: tag) and, for the gauges, suffix
+// (its SUFFIX, left out without one):
+//
+//	kiwicache                        counter {outcome}, with status: success, redis_error or load_error (the DogStatsD counter)
+//	kiwicache.reload.duration        histogram s, with outcome: success or failure: reloads from Redis
+//	kiwicache.refill.duration        histogram s, with outcome: refills, from taking the lock to writing the record
+//	kiwicache.lock_wait.duration     histogram s, with outcome: waits for another process's refill lock
+//	kiwicache.has_data               gauge: 1 while a snapshot is served, else 0
+//	kiwicache.items                  gauge {item}: items in the snapshot
+//	kiwicache.record.size            gauge By: bytes of the record the snapshot came from
+//	kiwicache.snapshot.age           gauge s: since the snapshot's data left the source (its record timestamp)
+//	kiwicache.check.age              gauge s: since a reload last found the record in Redis to be the one served
+//	kiwicache.consecutive_failures   gauge {failure}: reload and refill attempts failed since the last success
+//	kiwicache.push.connected         gauge: 1 while the cache listens for notifications of new records
+//	kiwicache.push.notification.age  gauge s: since the last notification
+//
+// The counter keeps the DogStatsD name kiwicache (rather than a name of the
+// kiwicache.* namespace), so that a pipeline into Datadog counts under the
+// name and tags that 0.4.5 dashboards query. OpenTelemetry's Prometheus
+// exporter turns these into the names package kiwiprom uses
+// (kiwicache_total, kiwicache_record_size_bytes, ...), so one dashboard
+// serves both.
+//
+// The age gauges are left out while their time is unknown (no snapshot yet, no
+// check, no notification). A snapshot age is measured against this host's
+// clock from a timestamp the writer's clock stamped, so clock skew shows in it.
+// Counters and histograms are per NAME, as the Metrics and Observer interfaces
+// are told: caches that differ only by suffix add up there; the gauges are per
+// cache.
+package kiwiotel
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kiwicache/kiwicache"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// ScopeName is the instrumentation scope of the meter.
+const ScopeName = "github.com/kiwicache/kiwicache/kiwiotel"
+
+// DefaultBuckets are the advised bucket boundaries, in seconds, of the
+// duration histograms: from an unchanged record's reload (~60 µs) to a refill
+// that takes as long as the lock lives. A View of the SDK overrides them.
+var DefaultBuckets = []float64{
+	.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30,
+}
+
+// Outcome attribute values of the duration histograms.
+const (
+	OutcomeSuccess = "success"
+	OutcomeFailure = "failure"
+)
+
+// An Option configures New.
+type Option func(*options)
+
+type options struct {
+	provider metric.MeterProvider
+	buckets  []float64
+	now      func() time.Time
+}
+
+// WithMeterProvider sets the MeterProvider. Default: otel.GetMeterProvider()
+// at New.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(o *options) { o.provider = mp }
+}
+
+// WithBuckets sets the advised boundaries, in seconds and increasing order,
+// of the duration histograms. Default: DefaultBuckets.
+func WithBuckets(bounds []float64) Option {
+	return func(o *options) { o.buckets = bounds }
+}
+
+// Metrics is a kiwicache.Metrics and a kiwicache.Observer. It is safe for
+// concurrent use; give it to any number of caches.
+type Metrics struct {
+	outcomes     metric.Int64Counter
+	durations    map[kiwicache.Op]metric.Float64Histogram
+	registration metric.Registration // of the gauges' callback; nil without a registry
+	closeOnce    sync.Once
+	closeErr     error
+}
+
+var (
+	_ kiwicache.Metrics  = (*Metrics)(nil)
+	_ kiwicache.Observer = (*Metrics)(nil)
+)
+
+// New creates the instruments and registers the gauges' callback, which
+// reads the Health of the caches in reg at each collection. With a nil reg
+// there are no gauges, only what caches count and observe through the
+// Metrics. The error is the meter's, for an instrument it refused.
+func New(reg *kiwicache.Registry, opts ...Option) (*Metrics, error) {
+	o := options{buckets: DefaultBuckets, now: time.Now}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	if o.provider == nil {
+		o.provider = otel.GetMeterProvider()
+	}
+	meter := o.provider.Meter(ScopeName)
+
+	var errs []error
+	keep := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	m := &Metrics{durations: make(map[kiwicache.Op]metric.Float64Histogram)}
+	var err error
+	m.outcomes, err = meter.Int64Counter("kiwicache", metric.WithUnit("{outcome}"),
+		metric.WithDescription("Outcomes of kiwicache loads by status (success, redis_error, load_error), as the DogStatsD counter kiwicache."))
+	keep(err)
+	for op, desc := range map[kiwicache.Op]string{
+		kiwicache.OpReload:   "Time a reload of the snapshot from Redis took, whatever it found.",
+		kiwicache.OpRefill:   "Time a refill took, from taking the lock to writing the record.",
+		kiwicache.OpLockWait: "Time spent waiting for another process's refill lock.",
+	} {
+		m.durations[op], err = meter.Float64Histogram("kiwicache."+string(op)+".duration", metric.WithUnit("s"),
+			metric.WithDescription(desc), metric.WithExplicitBucketBoundaries(o.buckets...))
+		keep(err)
+	}
+	if reg != nil {
+		g, err := newGauges(meter)
+		keep(err)
+		if err == nil {
+			m.registration, err = meter.RegisterCallback(func(_ context.Context, obs metric.Observer) error {
+				g.observe(obs, reg.Health(), o.now())
+				return nil
+			}, g.instruments()...)
+			keep(err)
+		}
+	}
+	if len(errs) > 0 {
+		m.Close()
+		return nil, errors.Join(errs...)
+	}
+	return m, nil
+}
+
+// Close unregisters the gauges' callback: the Health of the registry's caches
+// is no longer reported. The counter and histograms keep working.
+func (m *Metrics) Close() error {
+	m.closeOnce.Do(func() {
+		if m.registration != nil {
+			m.closeErr = m.registration.Unregister()
+		}
+	})
+	return m.closeErr
+}
+
+// Count adds one to the counter kiwicache, with attributes name and status.
+func (m *Metrics) Count(cacheName string, status kiwicache.Status) {
+	m.outcomes.Add(context.Background(), 1, metric.WithAttributes(
+		attribute.String("name", cacheName), attribute.String("status", string(status))))
+}
+
+// Observe records d, in seconds, in the histogram of op, with attributes name
+// and outcome. An Op this package does not know is dropped.
+func (m *Metrics) Observe(cacheName string, op kiwicache.Op, d time.Duration, err error) {
+	h := m.durations[op]
+	if h == nil {
+		return
+	}
+	outcome := OutcomeSuccess
+	if err != nil {
+		outcome = OutcomeFailure
+	}
+	h.Record(context.Background(), d.Seconds(), metric.WithAttributes(
+		attribute.String("name", cacheName), attribute.String("outcome", outcome)))
+}
+
+// gauges are the observable instruments read from Health.
+type gauges struct {
+	hasData, items, recordSize, failures, pushConnected metric.Int64ObservableGauge
+	snapshotAge, checkAge, notificationAge              metric.Float64ObservableGauge
+}
+
+func newGauges(meter metric.Meter) (*gauges, error) {
+	var g gauges
+	var errs [8]error
+	g.hasData, errs[0] = meter.Int64ObservableGauge("kiwicache.has_data",
+		metric.WithDescription("1 while the cache serves a snapshot, else 0."))
+	g.items, errs[1] = meter.Int64ObservableGauge("kiwicache.items", metric.WithUnit("{item}"),
+		metric.WithDescription("Items in the snapshot served."))
+	g.recordSize, errs[2] = meter.Int64ObservableGauge("kiwicache.record.size", metric.WithUnit("By"),
+		metric.WithDescription("Bytes of the Redis record the snapshot came from."))
+	g.failures, errs[3] = meter.Int64ObservableGauge("kiwicache.consecutive_failures", metric.WithUnit("{failure}"),
+		metric.WithDescription("Reload and refill attempts that failed since the last success."))
+	g.pushConnected, errs[4] = meter.Int64ObservableGauge("kiwicache.push.connected",
+		metric.WithDescription("1 while the cache listens for notifications of new records, else 0."))
+	g.snapshotAge, errs[5] = meter.Float64ObservableGauge("kiwicache.snapshot.age", metric.WithUnit("s"),
+		metric.WithDescription("Seconds since the snapshot's data left the source (its record timestamp)."))
+	g.checkAge, errs[6] = meter.Float64ObservableGauge("kiwicache.check.age", metric.WithUnit("s"),
+		metric.WithDescription("Seconds since a reload last found the record in Redis to be the one served."))
+	g.notificationAge, errs[7] = meter.Float64ObservableGauge("kiwicache.push.notification.age", metric.WithUnit("s"),
+		metric.WithDescription("Seconds since the last notification of a new record."))
+	return &g, errors.Join(errs[:]...)
+}
+
+func (g *gauges) instruments() []metric.Observable {
+	return []metric.Observable{g.hasData, g.items, g.recordSize, g.failures, g.pushConnected,
+		g.snapshotAge, g.checkAge, g.notificationAge}
+}
+
+// observe reports each Health, as of now.
+func (g *gauges) observe(obs metric.Observer, healths []kiwicache.Health, now time.Time) {
+	for _, h := range healths {
+		attrs := metric.WithAttributeSet(cacheAttributes(h.Key))
+		age := func(gauge metric.Float64ObservableGauge, since time.Time) {
+			if !since.IsZero() {
+				obs.ObserveFloat64(gauge, now.Sub(since).Seconds(), attrs)
+			}
+		}
+		obs.ObserveInt64(g.hasData, boolValue(h.HasData), attrs)
+		obs.ObserveInt64(g.items, int64(h.Items), attrs)
+		obs.ObserveInt64(g.recordSize, int64(h.RecordSize), attrs)
+		obs.ObserveInt64(g.failures, int64(h.ConsecutiveFailures), attrs)
+		obs.ObserveInt64(g.pushConnected, boolValue(h.PushConnected), attrs)
+		if h.HasData {
+			age(g.snapshotAge, h.RecordTime)
+		}
+		age(g.checkAge, h.CheckedAt)
+		age(g.notificationAge, h.LastNotification)
+	}
+}
+
+// cacheAttributes are name and, when there is one, suffix of a record key
+// resource:NAME[:SUFFIX]. A key that kiwicache.ParseName refuses (a Refiller
+// of the caller's own) is its own name.
+func cacheAttributes(key string) attribute.Set {
+	name, suffix, err := kiwicache.ParseName(key)
+	if err != nil {
+		return attribute.NewSet(attribute.String("name", strings.TrimPrefix(key, "resource:")))
+	}
+	if suffix == "" {
+		return attribute.NewSet(attribute.String("name", name))
+	}
+	return attribute.NewSet(attribute.String("name", name), attribute.String("suffix", suffix))
+}
+
+func boolValue(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
