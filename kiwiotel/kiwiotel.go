@@ -163,6 +163,9 @@ func New(reg *kiwicache.Registry, opts ...Option) (*Metrics, error) {
 // Close unregisters the gauges' callback: the Health of the registry's caches
 // is no longer reported. The counter and histograms keep working.
 func (m *Metrics) Close() error {
+	if m == nil {
+		return nil
+	}
 	m.closeOnce.Do(func() {
 		if m.registration != nil {
 			m.closeErr = m.registration.Unregister()
@@ -173,6 +176,9 @@ func (m *Metrics) Close() error {
 
 // Count adds one to the counter kiwicache, with attributes name and status.
 func (m *Metrics) Count(cacheName string, status kiwicache.Status) {
+	if m == nil {
+		return
+	}
 	m.outcomes.Add(context.Background(), 1, metric.WithAttributes(
 		attribute.String("name", cacheName), attribute.String("status", string(status))))
 }
@@ -180,6 +186,9 @@ func (m *Metrics) Count(cacheName string, status kiwicache.Status) {
 // Observe records d, in seconds, in the histogram of op, with attributes name
 // and outcome. An Op this package does not know is dropped.
 func (m *Metrics) Observe(cacheName string, op kiwicache.Op, d time.Duration, err error) {
+	if m == nil {
+		return
+	}
 	h := m.durations[op]
 	if h == nil {
 		return

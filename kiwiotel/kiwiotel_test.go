@@ -239,6 +239,37 @@ func TestGaugesReadAtCollection(t *testing.T) {
 	}
 }
 
+// Bad input never panics: a nil *Metrics counts nothing; an Op this package
+// does not know is dropped; a Refiller whose key is no valid name is reported
+// under its key.
+func TestBadInput(t *testing.T) {
+	var none *kiwiotel.Metrics
+	none.Count("Fine", kiwicache.StatusSuccess)
+	none.Observe("Fine", kiwicache.OpReload, time.Millisecond, nil)
+	none.Close()
+
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	reg := new(kiwicache.Registry)
+	reg.Register(fakeRefiller{key: "not a resource key", health: kiwicache.Health{HasData: true, Items: 7}})
+	m, err := kiwiotel.New(reg, kiwiotel.WithMeterProvider(mp), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	m.Observe("Fine", kiwicache.Op("a future op"), time.Millisecond, nil)
+	got, _ := collect(t, reader)
+	if v := got["kiwicache.items{name=not a resource key}"]; v != 7 {
+		t.Errorf("a Refiller with a key of its own: %v, want items 7 under its key", got)
+	}
+	for series := range got {
+		if strings.Contains(series, "Fine") {
+			t.Errorf("%s: want the unknown op dropped", series)
+		}
+	}
+}
+
 // The same workload exported by OpenTelemetry's own Prometheus exporter and
 // by package kiwiprom gives the same metric families with the same label
 // names, so one dashboard or alert serves either.

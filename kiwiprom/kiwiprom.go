@@ -142,6 +142,9 @@ var statuses = []kiwicache.Status{kiwicache.StatusSuccess, kiwicache.StatusRedis
 // Count increments kiwicache_total{name=cacheName,status=status}. The first
 // count of a name creates its series of every status at zero.
 func (m *Metrics) Count(cacheName string, status kiwicache.Status) {
+	if m == nil {
+		return
+	}
 	c, err := m.outcomes.GetMetricWithLabelValues(cacheName, string(status))
 	if err != nil {
 		return // a label value Prometheus refuses (not UTF-8): dropped, never a panic
@@ -155,6 +158,9 @@ func (m *Metrics) Count(cacheName string, status kiwicache.Status) {
 // Observe records d in the histogram of op. An Op this package does not know
 // is dropped.
 func (m *Metrics) Observe(cacheName string, op kiwicache.Op, d time.Duration, err error) {
+	if m == nil {
+		return
+	}
 	h := m.durations[op]
 	if h == nil {
 		return

@@ -238,6 +238,9 @@ func TestBadNames(t *testing.T) {
 	m.Count("bad\xff", kiwicache.StatusSuccess)
 	m.Observe("bad\xff", kiwicache.OpReload, time.Millisecond, nil)
 	m.Observe("Fine", kiwicache.Op("a future op"), time.Millisecond, nil)
+	var none *kiwiprom.Metrics // a nil *Metrics given to WithMetrics counts nothing
+	none.Count("Fine", kiwicache.StatusSuccess)
+	none.Observe("Fine", kiwicache.OpReload, time.Millisecond, nil)
 	pr := prometheus.NewPedanticRegistry()
 	pr.MustRegister(m)
 	families, err := pr.Gather()
