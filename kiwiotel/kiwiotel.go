@@ -44,11 +44,12 @@ package kiwiotel
 import (
 	"context"
 	"errors"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/kiwicache/kiwicache"
+	"github.com/kiwicache/kiwicache/internal/metricdefs"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -60,14 +61,12 @@ const ScopeName = "github.com/kiwicache/kiwicache/kiwiotel"
 // DefaultBuckets are the advised bucket boundaries, in seconds, of the
 // duration histograms: from an unchanged record's reload (~60 µs) to a refill
 // that takes as long as the lock lives. A View of the SDK overrides them.
-var DefaultBuckets = []float64{
-	.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30,
-}
+var DefaultBuckets = slices.Clone(metricdefs.Buckets)
 
 // Outcome attribute values of the duration histograms.
 const (
-	OutcomeSuccess = "success"
-	OutcomeFailure = "failure"
+	OutcomeSuccess = metricdefs.OutcomeSuccess
+	OutcomeFailure = metricdefs.OutcomeFailure
 )
 
 // An Option configures New.
@@ -130,16 +129,12 @@ func New(reg *kiwicache.Registry, opts ...Option) (*Metrics, error) {
 	}
 	m := &Metrics{durations: make(map[kiwicache.Op]metric.Float64Histogram)}
 	var err error
-	m.outcomes, err = meter.Int64Counter("kiwicache", metric.WithUnit("{outcome}"),
-		metric.WithDescription("Outcomes of kiwicache loads by status (success, redis_error, load_error), as the DogStatsD counter kiwicache."))
+	m.outcomes, err = meter.Int64Counter(metricdefs.CounterName, metric.WithUnit(metricdefs.CounterUnit),
+		metric.WithDescription(metricdefs.CounterDescription))
 	keep(err)
-	for op, desc := range map[kiwicache.Op]string{
-		kiwicache.OpReload:   "Time a reload of the snapshot from Redis took, whatever it found.",
-		kiwicache.OpRefill:   "Time a refill took, from taking the lock to writing the record.",
-		kiwicache.OpLockWait: "Time spent waiting for another process's refill lock.",
-	} {
-		m.durations[op], err = meter.Float64Histogram("kiwicache."+string(op)+".duration", metric.WithUnit("s"),
-			metric.WithDescription(desc), metric.WithExplicitBucketBoundaries(o.buckets...))
+	for _, h := range metricdefs.Histograms {
+		m.durations[h.Op], err = meter.Float64Histogram(h.Name, metric.WithUnit("s"),
+			metric.WithDescription(h.Description), metric.WithExplicitBucketBoundaries(o.buckets...))
 		keep(err)
 	}
 	if reg != nil {
@@ -149,7 +144,7 @@ func New(reg *kiwicache.Registry, opts ...Option) (*Metrics, error) {
 			m.registration, err = meter.RegisterCallback(func(_ context.Context, obs metric.Observer) error {
 				g.observe(obs, reg.Health(), o.now())
 				return nil
-			}, g.instruments()...)
+			}, g.instruments...)
 			keep(err)
 		}
 	}
@@ -193,86 +188,57 @@ func (m *Metrics) Observe(cacheName string, op kiwicache.Op, d time.Duration, er
 	if h == nil {
 		return
 	}
-	outcome := OutcomeSuccess
-	if err != nil {
-		outcome = OutcomeFailure
-	}
 	h.Record(context.Background(), d.Seconds(), metric.WithAttributes(
-		attribute.String("name", cacheName), attribute.String("outcome", outcome)))
+		attribute.String("name", cacheName), attribute.String("outcome", metricdefs.Outcome(err))))
 }
 
-// gauges are the observable instruments read from Health.
+// gauges are the observable instruments of metricdefs.Gauges, in their order:
+// each an Int64ObservableGauge or a Float64ObservableGauge.
 type gauges struct {
-	hasData, items, recordSize, failures, pushConnected metric.Int64ObservableGauge
-	snapshotAge, checkAge, notificationAge              metric.Float64ObservableGauge
+	instruments []metric.Observable
 }
 
 func newGauges(meter metric.Meter) (*gauges, error) {
-	var g gauges
-	var errs [8]error
-	g.hasData, errs[0] = meter.Int64ObservableGauge("kiwicache.has_data",
-		metric.WithDescription("1 while the cache serves a snapshot, else 0."))
-	g.items, errs[1] = meter.Int64ObservableGauge("kiwicache.items", metric.WithUnit("{item}"),
-		metric.WithDescription("Items in the snapshot served."))
-	g.recordSize, errs[2] = meter.Int64ObservableGauge("kiwicache.record.size", metric.WithUnit("By"),
-		metric.WithDescription("Bytes of the Redis record the snapshot came from."))
-	g.failures, errs[3] = meter.Int64ObservableGauge("kiwicache.consecutive_failures", metric.WithUnit("{failure}"),
-		metric.WithDescription("Reload and refill attempts that failed since the last success."))
-	g.pushConnected, errs[4] = meter.Int64ObservableGauge("kiwicache.push.connected",
-		metric.WithDescription("1 while the cache listens for notifications of new records, else 0."))
-	g.snapshotAge, errs[5] = meter.Float64ObservableGauge("kiwicache.snapshot.age", metric.WithUnit("s"),
-		metric.WithDescription("Seconds since the snapshot's data left the source (its record timestamp)."))
-	g.checkAge, errs[6] = meter.Float64ObservableGauge("kiwicache.check.age", metric.WithUnit("s"),
-		metric.WithDescription("Seconds since a reload last found the record in Redis to be the one served."))
-	g.notificationAge, errs[7] = meter.Float64ObservableGauge("kiwicache.push.notification.age", metric.WithUnit("s"),
-		metric.WithDescription("Seconds since the last notification of a new record."))
-	return &g, errors.Join(errs[:]...)
-}
-
-func (g *gauges) instruments() []metric.Observable {
-	return []metric.Observable{g.hasData, g.items, g.recordSize, g.failures, g.pushConnected,
-		g.snapshotAge, g.checkAge, g.notificationAge}
+	g := new(gauges)
+	var errs []error
+	for _, def := range metricdefs.Gauges {
+		var inst metric.Observable
+		var err error
+		if def.Integer {
+			inst, err = meter.Int64ObservableGauge(def.Name, metric.WithUnit(def.Unit), metric.WithDescription(def.Description))
+		} else {
+			inst, err = meter.Float64ObservableGauge(def.Name, metric.WithUnit(def.Unit), metric.WithDescription(def.Description))
+		}
+		g.instruments = append(g.instruments, inst)
+		errs = append(errs, err)
+	}
+	return g, errors.Join(errs...)
 }
 
 // observe reports each Health, as of now.
 func (g *gauges) observe(obs metric.Observer, healths []kiwicache.Health, now time.Time) {
 	for _, h := range healths {
 		attrs := metric.WithAttributeSet(cacheAttributes(h.Key))
-		age := func(gauge metric.Float64ObservableGauge, since time.Time) {
-			if !since.IsZero() {
-				obs.ObserveFloat64(gauge, now.Sub(since).Seconds(), attrs)
+		for i, def := range metricdefs.Gauges {
+			v, known := def.Value(h, now)
+			if !known {
+				continue
+			}
+			switch inst := g.instruments[i].(type) {
+			case metric.Int64ObservableGauge:
+				obs.ObserveInt64(inst, int64(v), attrs)
+			case metric.Float64ObservableGauge:
+				obs.ObserveFloat64(inst, v, attrs)
 			}
 		}
-		obs.ObserveInt64(g.hasData, boolValue(h.HasData), attrs)
-		obs.ObserveInt64(g.items, int64(h.Items), attrs)
-		obs.ObserveInt64(g.recordSize, int64(h.RecordSize), attrs)
-		obs.ObserveInt64(g.failures, int64(h.ConsecutiveFailures), attrs)
-		obs.ObserveInt64(g.pushConnected, boolValue(h.PushConnected), attrs)
-		if h.HasData {
-			age(g.snapshotAge, h.RecordTime)
-		}
-		age(g.checkAge, h.CheckedAt)
-		age(g.notificationAge, h.LastNotification)
 	}
 }
 
-// cacheAttributes are name and, when there is one, suffix of a record key
-// resource:NAME[:SUFFIX]. A key that kiwicache.ParseName refuses (a Refiller
-// of the caller's own) is its own name.
+// cacheAttributes are name and, when there is one, suffix of a record key.
 func cacheAttributes(key string) attribute.Set {
-	name, suffix, err := kiwicache.ParseName(key)
-	if err != nil {
-		return attribute.NewSet(attribute.String("name", strings.TrimPrefix(key, "resource:")))
-	}
+	name, suffix := metricdefs.NameAndSuffix(key)
 	if suffix == "" {
 		return attribute.NewSet(attribute.String("name", name))
 	}
 	return attribute.NewSet(attribute.String("name", name), attribute.String("suffix", suffix))
-}
-
-func boolValue(b bool) int64 {
-	if b {
-		return 1
-	}
-	return 0
 }

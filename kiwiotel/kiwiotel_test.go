@@ -2,96 +2,22 @@ package kiwiotel_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/kiwicache/kiwicache"
+	"github.com/kiwicache/kiwicache/internal/cachetest"
 	"github.com/kiwicache/kiwicache/kiwiotel"
 	"github.com/kiwicache/kiwicache/kiwiprom"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/attribute"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
-
-type airline struct {
-	Name string `json:"name"`
-}
-
-func newRedis(t *testing.T) (*miniredis.Miniredis, *redis.Client) {
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
-	t.Cleanup(func() { rdb.Close() })
-	return mr, rdb
-}
-
-func newCache[V any](t *testing.T, name string, rdb *redis.Client, load func(context.Context) (map[string]V, error), opts ...kiwicache.Option) *kiwicache.Cache[string, V] {
-	opts = append([]kiwicache.Option{kiwicache.WithLogger(slog.New(slog.DiscardHandler))}, opts...)
-	c, err := kiwicache.New(name, rdb, kiwicache.LoaderFunc[string, V](load), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// workload runs, on caches in reg that report to m: Airlines loaded by a Get
-// and refilled (two successes), then refilled while Redis fails (a
-// redis_error); Rates:EUR refilled twice from a failing source (two
-// load_errors); Locked refilled while another process holds its lock, until
-// ctx ends (a failed lock wait). Pushed, a Refiller of its own, reports a
-// push connection and a notification 2 s ago. It returns the Airlines record.
-func workload(t *testing.T, reg *kiwicache.Registry, m kiwicache.Metrics) string {
-	twoSecondsAgo := time.Now().Add(-2 * time.Second)
-	reg.Register(fakeRefiller{key: "resource:Pushed", health: kiwicache.Health{
-		HasData: true, Items: 1, RecordTime: twoSecondsAgo, CheckedAt: twoSecondsAgo,
-		PushConnected: true, LastNotification: twoSecondsAgo,
-	}})
-	mr, rdb := newRedis(t)
-	airlines := newCache(t, "Airlines", rdb, func(context.Context) (map[string]airline, error) {
-		return map[string]airline{"OK": {"Czech Airlines"}, "LH": {"Lufthansa"}}, nil
-	}, kiwicache.WithMetrics(m), kiwicache.WithRegistry(reg))
-	rates := newCache(t, "Rates", rdb, func(context.Context) (map[string]float64, error) {
-		return nil, errors.New("rates source down")
-	}, kiwicache.WithSuffix("EUR"), kiwicache.WithMetrics(m), kiwicache.WithRegistry(reg))
-	locked := newCache(t, "Locked", rdb, func(context.Context) (map[string]int, error) {
-		return map[string]int{"a": 1}, nil
-	}, kiwicache.WithMetrics(m), kiwicache.WithRegistry(reg))
-
-	if _, err := airlines.Get(t.Context(), "OK"); err != nil {
-		t.Fatal(err)
-	}
-	if err := airlines.Refill(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	for range 2 {
-		if err := rates.Refill(t.Context()); err == nil {
-			t.Fatal("Refill of a failing source succeeded")
-		}
-	}
-	mr.Set("lock:Locked", "another process")
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-	defer cancel()
-	if err := locked.Refill(ctx); err == nil {
-		t.Fatal("Refill under another process's lock succeeded")
-	}
-	mr.SetError("LOADING Redis is loading the dataset in memory")
-	airlines.Refill(t.Context())
-	mr.SetError("")
-	record, _ := mr.Get("resource:Airlines")
-	if record == "" {
-		t.Fatal("no record in Redis")
-	}
-	return record
-}
 
 // Collected by an SDK ManualReader: the counter kiwicache holds exactly what
 // the caches counted, by name and status, as a monotonic cumulative sum; the
@@ -100,16 +26,14 @@ func workload(t *testing.T, reg *kiwicache.Registry, m kiwicache.Metrics) string
 // ages only when known.
 func TestManualReader(t *testing.T) {
 	start := time.Now()
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(context.Background())
+	reader, mp := newManualReader(t)
 	reg := new(kiwicache.Registry)
 	m, err := kiwiotel.New(reg, kiwiotel.WithMeterProvider(mp))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	record := workload(t, reg, m)
+	record := cachetest.Workload(t, reg, m)
 
 	got, meta := collect(t, reader)
 	if sum := meta["kiwicache"]; sum.kind != "sum" || !sum.monotonic || sum.unit != "{outcome}" {
@@ -180,10 +104,8 @@ func TestManualReader(t *testing.T) {
 // items shows at the next one, a closed cache is no longer reported, and after
 // Metrics.Close no gauge is.
 func TestGaugesReadAtCollection(t *testing.T) {
-	_, rdb := newRedis(t)
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(context.Background())
+	_, rdb := cachetest.NewRedis(t)
+	reader, mp := newManualReader(t)
 	reg := new(kiwicache.Registry)
 	m, err := kiwiotel.New(reg, kiwiotel.WithMeterProvider(mp))
 	if err != nil {
@@ -197,8 +119,8 @@ func TestGaugesReadAtCollection(t *testing.T) {
 		}
 		return data, nil
 	}
-	c := newCache(t, "Growing", rdb, load, kiwicache.WithRegistry(reg))
-	newCache(t, "Other", rdb, load, kiwicache.WithRegistry(reg))
+	c := cachetest.NewCache(t, "Growing", rdb, load, kiwicache.WithRegistry(reg))
+	cachetest.NewCache(t, "Other", rdb, load, kiwicache.WithRegistry(reg))
 	items := func(name string) (float64, bool) {
 		got, _ := collect(t, reader)
 		v, ok := got["kiwicache.items{name="+name+"}"]
@@ -248,11 +170,9 @@ func TestBadInput(t *testing.T) {
 	none.Observe("Fine", kiwicache.OpReload, time.Millisecond, nil)
 	none.Close()
 
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(context.Background())
+	reader, mp := newManualReader(t)
 	reg := new(kiwicache.Registry)
-	reg.Register(fakeRefiller{key: "not a resource key", health: kiwicache.Health{HasData: true, Items: 7}})
+	reg.Register(cachetest.Refiller{RecordKey: "not a resource key", State: kiwicache.Health{HasData: true, Items: 7}})
 	m, err := kiwiotel.New(reg, kiwiotel.WithMeterProvider(mp), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -288,13 +208,13 @@ func TestSameNamesAsKiwiprom(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	workload(t, otelReg, m)
+	cachetest.Workload(t, otelReg, m)
 
 	viaProm := prometheus.NewRegistry()
 	promReg := new(kiwicache.Registry)
 	pm := kiwiprom.New(promReg)
 	viaProm.MustRegister(pm)
-	workload(t, promReg, pm)
+	cachetest.Workload(t, promReg, pm)
 
 	otelFamilies, promFamilies := families(t, viaOTel), families(t, viaProm)
 	t.Logf("families:\n%s", strings.Join(otelFamilies, "\n"))
@@ -329,14 +249,14 @@ func families(t *testing.T, g prometheus.Gatherer) []string {
 	return slices.Compact(out)
 }
 
-type fakeRefiller struct {
-	key    string
-	health kiwicache.Health
+// newManualReader returns an SDK MeterProvider read by a ManualReader, shut
+// down when the test ends.
+func newManualReader(t *testing.T) (*sdkmetric.ManualReader, *sdkmetric.MeterProvider) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { mp.Shutdown(context.Background()) })
+	return reader, mp
 }
-
-func (f fakeRefiller) Key() string                  { return f.key }
-func (f fakeRefiller) Refill(context.Context) error { return nil }
-func (f fakeRefiller) Health() kiwicache.Health     { return f.health }
 
 type instrument struct {
 	kind, unit, description string

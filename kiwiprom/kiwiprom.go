@@ -38,24 +38,23 @@
 package kiwiprom
 
 import (
-	"strings"
+	"slices"
 	"time"
 
 	"github.com/kiwicache/kiwicache"
+	"github.com/kiwicache/kiwicache/internal/metricdefs"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DefaultBuckets are the upper bounds, in seconds, of the duration histograms:
 // from an unchanged record's reload (~60 µs) to a refill that takes as long as
 // the lock lives.
-var DefaultBuckets = []float64{
-	.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30,
-}
+var DefaultBuckets = slices.Clone(metricdefs.Buckets)
 
 // Outcome label values of the duration histograms.
 const (
-	OutcomeSuccess = "success"
-	OutcomeFailure = "failure"
+	OutcomeSuccess = metricdefs.OutcomeSuccess
+	OutcomeFailure = metricdefs.OutcomeFailure
 )
 
 // An Option configures New.
@@ -81,9 +80,7 @@ type Metrics struct {
 
 	outcomes  *prometheus.CounterVec
 	durations map[kiwicache.Op]*prometheus.HistogramVec
-
-	hasData, items, recordSize, snapshotAge, checkAge,
-	failures, pushConnected, notificationAge *prometheus.Desc
+	gauges    []*prometheus.Desc // of metricdefs.Gauges, in their order
 }
 
 var (
@@ -102,45 +99,31 @@ func New(reg *kiwicache.Registry, opts ...Option) *Metrics {
 			opt(&o)
 		}
 	}
-	histogram := func(op, help string) *prometheus.HistogramVec {
-		return prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "kiwicache_" + op + "_duration_seconds",
-			Help:    help,
-			Buckets: o.buckets,
-		}, []string{"name", "outcome"})
-	}
-	gauge := func(name, help string) *prometheus.Desc {
-		return prometheus.NewDesc("kiwicache_"+name, help, []string{"name", "suffix"}, nil)
-	}
-	return &Metrics{
+	m := &Metrics{
 		reg: reg,
 		now: o.now,
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kiwicache_total",
-			Help: "Outcomes of kiwicache loads by status (success, redis_error, load_error), as the DogStatsD counter kiwicache.",
+			Name: metricdefs.CounterPromName,
+			Help: metricdefs.CounterDescription,
 		}, []string{"name", "status"}),
-		durations: map[kiwicache.Op]*prometheus.HistogramVec{
-			kiwicache.OpReload:   histogram("reload", "Time a reload of the snapshot from Redis took, whatever it found."),
-			kiwicache.OpRefill:   histogram("refill", "Time a refill took, from taking the lock to writing the record."),
-			kiwicache.OpLockWait: histogram("lock_wait", "Time spent waiting for another process's refill lock."),
-		},
-		hasData:         gauge("has_data", "1 while the cache serves a snapshot, else 0."),
-		items:           gauge("items", "Items in the snapshot served."),
-		recordSize:      gauge("record_size_bytes", "Bytes of the Redis record the snapshot came from."),
-		snapshotAge:     gauge("snapshot_age_seconds", "Seconds since the snapshot's data left the source (its record timestamp)."),
-		checkAge:        gauge("check_age_seconds", "Seconds since a reload last found the record in Redis to be the one served."),
-		failures:        gauge("consecutive_failures", "Reload and refill attempts that failed since the last success."),
-		pushConnected:   gauge("push_connected", "1 while the cache listens for notifications of new records, else 0."),
-		notificationAge: gauge("push_notification_age_seconds", "Seconds since the last notification of a new record."),
+		durations: make(map[kiwicache.Op]*prometheus.HistogramVec),
 	}
+	for _, h := range metricdefs.Histograms {
+		m.durations[h.Op] = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    h.PromName,
+			Help:    h.Description,
+			Buckets: o.buckets,
+		}, []string{"name", "outcome"})
+	}
+	for _, g := range metricdefs.Gauges {
+		m.gauges = append(m.gauges, prometheus.NewDesc(g.PromName, g.Description, []string{"name", "suffix"}, nil))
+	}
+	return m
 }
 
-// statuses are the label values Count initializes together, so that a rate
-// of load_error exists from a cache's first outcome on.
-var statuses = []kiwicache.Status{kiwicache.StatusSuccess, kiwicache.StatusRedisError, kiwicache.StatusLoadError}
-
 // Count increments kiwicache_total{name=cacheName,status=status}. The first
-// count of a name creates its series of every status at zero.
+// count of a name creates its series of every status at zero, so that a rate
+// of load_error exists from a cache's first outcome on.
 func (m *Metrics) Count(cacheName string, status kiwicache.Status) {
 	if m == nil {
 		return
@@ -150,7 +133,7 @@ func (m *Metrics) Count(cacheName string, status kiwicache.Status) {
 		return // a label value Prometheus refuses (not UTF-8): dropped, never a panic
 	}
 	c.Inc()
-	for _, s := range statuses {
+	for _, s := range metricdefs.Statuses {
 		m.outcomes.GetMetricWithLabelValues(cacheName, string(s))
 	}
 }
@@ -165,11 +148,7 @@ func (m *Metrics) Observe(cacheName string, op kiwicache.Op, d time.Duration, er
 	if h == nil {
 		return
 	}
-	outcome := OutcomeSuccess
-	if err != nil {
-		outcome = OutcomeFailure
-	}
-	if o, err := h.GetMetricWithLabelValues(cacheName, outcome); err == nil {
+	if o, err := h.GetMetricWithLabelValues(cacheName, metricdefs.Outcome(err)); err == nil {
 		o.Observe(d.Seconds())
 	}
 }
@@ -177,74 +156,37 @@ func (m *Metrics) Observe(cacheName string, op kiwicache.Op, d time.Duration, er
 // Describe sends the descriptors of every series m reports.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.outcomes.Describe(ch)
-	for _, op := range ops {
-		m.durations[op].Describe(ch)
+	for _, h := range metricdefs.Histograms {
+		m.durations[h.Op].Describe(ch)
 	}
-	for _, d := range m.gauges() {
+	for _, d := range m.gauges {
 		ch <- d
 	}
-}
-
-// ops are the Ops in the order Describe and Collect send their histograms.
-var ops = []kiwicache.Op{kiwicache.OpReload, kiwicache.OpRefill, kiwicache.OpLockWait}
-
-func (m *Metrics) gauges() []*prometheus.Desc {
-	return []*prometheus.Desc{m.hasData, m.items, m.recordSize, m.snapshotAge, m.checkAge,
-		m.failures, m.pushConnected, m.notificationAge}
 }
 
 // Collect sends the counters and histograms, and the gauges of the Health of
 // every cache in the registry, read now.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.outcomes.Collect(ch)
-	for _, op := range ops {
-		m.durations[op].Collect(ch)
+	for _, h := range metricdefs.Histograms {
+		m.durations[h.Op].Collect(ch)
 	}
 	if m.reg == nil {
 		return
 	}
 	now := m.now()
 	for _, h := range m.reg.Health() {
-		name, suffix := nameAndSuffix(h.Key)
-		gauge := func(d *prometheus.Desc, v float64) {
-			g, err := prometheus.NewConstMetric(d, prometheus.GaugeValue, v, name, suffix)
+		name, suffix := metricdefs.NameAndSuffix(h.Key)
+		for i, g := range metricdefs.Gauges {
+			v, known := g.Value(h, now)
+			if !known {
+				continue
+			}
+			metric, err := prometheus.NewConstMetric(m.gauges[i], prometheus.GaugeValue, v, name, suffix)
 			if err != nil {
-				g = prometheus.NewInvalidMetric(d, err) // Gather reports it
+				metric = prometheus.NewInvalidMetric(m.gauges[i], err) // Gather reports it
 			}
-			ch <- g
+			ch <- metric
 		}
-		age := func(d *prometheus.Desc, since time.Time) {
-			if !since.IsZero() {
-				gauge(d, now.Sub(since).Seconds())
-			}
-		}
-		gauge(m.hasData, boolValue(h.HasData))
-		gauge(m.items, float64(h.Items))
-		gauge(m.recordSize, float64(h.RecordSize))
-		if h.HasData {
-			age(m.snapshotAge, h.RecordTime)
-		}
-		age(m.checkAge, h.CheckedAt)
-		gauge(m.failures, float64(h.ConsecutiveFailures))
-		gauge(m.pushConnected, boolValue(h.PushConnected))
-		age(m.notificationAge, h.LastNotification)
 	}
-}
-
-// nameAndSuffix splits a record key resource:NAME[:SUFFIX]. A key that
-// kiwicache.ParseName refuses (a Refiller of the caller's own) is its own
-// name.
-func nameAndSuffix(key string) (name, suffix string) {
-	name, suffix, err := kiwicache.ParseName(key)
-	if err != nil {
-		return strings.TrimPrefix(key, "resource:"), ""
-	}
-	return name, suffix
-}
-
-func boolValue(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }

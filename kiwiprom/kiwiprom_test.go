@@ -2,42 +2,18 @@ package kiwiprom_test
 
 import (
 	"context"
-	"errors"
-	"log/slog"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/kiwicache/kiwicache"
+	"github.com/kiwicache/kiwicache/internal/cachetest"
 	"github.com/kiwicache/kiwicache/kiwiprom"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/redis/go-redis/v9"
 )
-
-type airline struct {
-	Name string `json:"name"`
-}
-
-func newRedis(t *testing.T) (*miniredis.Miniredis, *redis.Client) {
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
-	t.Cleanup(func() { rdb.Close() })
-	return mr, rdb
-}
-
-func newCache[V any](t *testing.T, name string, rdb *redis.Client, load func(context.Context) (map[string]V, error), opts ...kiwicache.Option) *kiwicache.Cache[string, V] {
-	opts = append([]kiwicache.Option{kiwicache.WithLogger(slog.New(slog.DiscardHandler))}, opts...)
-	c, err := kiwicache.New(name, rdb, kiwicache.LoaderFunc[string, V](load), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
 
 // Gathered from a registry that checks every collected metric against its
 // description: the outcome counter holds exactly what the caches counted,
@@ -47,43 +23,11 @@ func newCache[V any](t *testing.T, name string, rdb *redis.Client, load func(con
 // Prometheus' own lint.
 func TestGather(t *testing.T) {
 	start := time.Now()
-	mr, rdb := newRedis(t)
 	reg := new(kiwicache.Registry)
 	m := kiwiprom.New(reg)
 	pr := prometheus.NewPedanticRegistry()
 	pr.MustRegister(m)
-
-	airlines := newCache(t, "Airlines", rdb, func(context.Context) (map[string]airline, error) {
-		return map[string]airline{"OK": {"Czech Airlines"}, "LH": {"Lufthansa"}}, nil
-	}, kiwicache.WithMetrics(m), kiwicache.WithRegistry(reg))
-	rates := newCache(t, "Rates", rdb, func(context.Context) (map[string]float64, error) {
-		return nil, errors.New("rates source down")
-	}, kiwicache.WithSuffix("EUR"), kiwicache.WithMetrics(m), kiwicache.WithRegistry(reg))
-	locked := newCache(t, "Locked", rdb, func(context.Context) (map[string]int, error) {
-		return map[string]int{"a": 1}, nil
-	}, kiwicache.WithMetrics(m), kiwicache.WithRegistry(reg))
-
-	if _, err := airlines.Get(t.Context(), "OK"); err != nil { // reload (refilling the record): success
-		t.Fatal(err)
-	}
-	if err := airlines.Refill(t.Context()); err != nil { // refill: success
-		t.Fatal(err)
-	}
-	for range 2 {
-		if err := rates.Refill(t.Context()); err == nil { // load_error twice
-			t.Fatal("Refill of a failing source succeeded")
-		}
-	}
-	mr.Set("lock:Locked", "another process")
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-	if err := locked.Refill(ctx); err == nil { // a lock wait cut short by ctx
-		t.Fatal("Refill under another process's lock succeeded")
-	}
-	cancel()
-	mr.SetError("LOADING Redis is loading the dataset in memory")
-	airlines.Refill(t.Context()) // redis_error
-	mr.SetError("")
-	record, _ := mr.Get("resource:Airlines")
+	record := cachetest.Workload(t, reg, m)
 	scraped := time.Now()
 
 	families, err := pr.Gather()
@@ -136,14 +80,15 @@ func TestGather(t *testing.T) {
 		`kiwicache_items{name="Rates",suffix="EUR"}`:                0,
 		`kiwicache_consecutive_failures{name="Rates",suffix="EUR"}`: 2,
 		`kiwicache_has_data{name="Locked",suffix=""}`:               0,
+		`kiwicache_push_connected{name="Pushed",suffix=""}`:         1,
 	}
 	for series, want := range wantGauge {
 		if v, ok := got[series]; !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v", series, v, ok, want)
 		}
 	}
-	if len(record) == 0 {
-		t.Error("no record in Redis")
+	if v := got[`kiwicache_push_notification_age_seconds{name="Pushed",suffix=""}`]; v < 2 || v > time.Since(start).Seconds()+2 {
+		t.Errorf("notification age = %vs, want 2 s and the test's %v at most", v, time.Since(start))
 	}
 	// The snapshot's data left the source during this test.
 	for _, series := range []string{
@@ -178,12 +123,12 @@ func TestGather(t *testing.T) {
 // cache changes: a refill with more items shows at the next scrape, and a
 // closed cache (no longer in the registry) is no longer reported.
 func TestGaugesReadAtCollection(t *testing.T) {
-	_, rdb := newRedis(t)
+	_, rdb := cachetest.NewRedis(t)
 	reg := new(kiwicache.Registry)
 	pr := prometheus.NewPedanticRegistry()
 	pr.MustRegister(kiwiprom.New(reg)) // the cache does not even report to it
 	n := 1
-	c := newCache(t, "Growing", rdb, func(context.Context) (map[string]int, error) {
+	c := cachetest.NewCache(t, "Growing", rdb, func(context.Context) (map[string]int, error) {
 		data := map[string]int{}
 		for i := range n {
 			data[string(rune('a'+i))] = i
@@ -233,7 +178,7 @@ func TestGaugesReadAtCollection(t *testing.T) {
 // or dropped.
 func TestBadNames(t *testing.T) {
 	reg := new(kiwicache.Registry)
-	reg.Register(fakeRefiller{key: "not a resource key", health: kiwicache.Health{HasData: true, Items: 7}})
+	reg.Register(cachetest.Refiller{RecordKey: "not a resource key", State: kiwicache.Health{HasData: true, Items: 7}})
 	m := kiwiprom.New(reg)
 	m.Count("bad\xff", kiwicache.StatusSuccess)
 	m.Observe("bad\xff", kiwicache.OpReload, time.Millisecond, nil)
@@ -257,15 +202,6 @@ func TestBadNames(t *testing.T) {
 		}
 	}
 }
-
-type fakeRefiller struct {
-	key    string
-	health kiwicache.Health
-}
-
-func (f fakeRefiller) Key() string                  { return f.key }
-func (f fakeRefiller) Refill(context.Context) error { return nil }
-func (f fakeRefiller) Health() kiwicache.Health     { return f.health }
 
 // index flattens gathered families into "name{labels}" -> value; histograms
 // give name{labels}_count and name{labels}_sum.

@@ -6,34 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/kiwicache/kiwicache"
+	"github.com/kiwicache/kiwicache/internal/cachetest"
 	"github.com/kiwicache/kiwicache/kiwistatus"
 	"github.com/redis/go-redis/v9"
 )
 
-func newRedis(t *testing.T) (*miniredis.Miniredis, *redis.Client) {
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
-	t.Cleanup(func() { rdb.Close() })
-	return mr, rdb
-}
-
 func newCache(t *testing.T, reg *kiwicache.Registry, name string, rdb *redis.Client, load func(context.Context) (map[string]int, error), opts ...kiwicache.Option) *kiwicache.Cache[string, int] {
-	opts = append([]kiwicache.Option{kiwicache.WithLogger(slog.New(slog.DiscardHandler)), kiwicache.WithRegistry(reg)}, opts...)
-	c, err := kiwicache.New(name, rdb, kiwicache.LoaderFunc[string, int](load), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return cachetest.NewCache(t, name, rdb, load, append(opts, kiwicache.WithRegistry(reg))...)
 }
 
 func items(n int) func(context.Context) (map[string]int, error) {
@@ -55,7 +41,7 @@ func failing(msg string) func(context.Context) (map[string]int, error) {
 // data; Products serving 100 items after a failed refill (stale data kept);
 // Markup whose source error holds HTML. It returns the Airlines record.
 func fixture(t *testing.T) (*kiwicache.Registry, string) {
-	mr, rdb := newRedis(t)
+	mr, rdb := cachetest.NewRedis(t)
 	reg := new(kiwicache.Registry)
 	airlines := newCache(t, reg, "Airlines", rdb, items(5))
 	rates := newCache(t, reg, "Rates", rdb, failing("rates API: 503 Service Unavailable"), kiwicache.WithSuffix("EUR"))
@@ -210,7 +196,7 @@ func TestNegotiation(t *testing.T) {
 // A cache listening for notifications shows it, with the time of the last.
 func TestHTMLPush(t *testing.T) {
 	reg := new(kiwicache.Registry)
-	reg.Register(fakeRefiller{key: "resource:Flags", health: kiwicache.Health{
+	reg.Register(cachetest.Refiller{RecordKey: "resource:Flags", State: kiwicache.Health{
 		HasData: true, Items: 3, RecordSize: 120, RecordTime: time.Now().Add(-time.Minute),
 		CheckedAt: time.Now(), PushConnected: true, LastNotification: time.Now().Add(-90 * time.Second),
 	}})
@@ -227,15 +213,6 @@ func TestHTMLPush(t *testing.T) {
 		t.Error("a healthy cache is marked bad")
 	}
 }
-
-type fakeRefiller struct {
-	key    string
-	health kiwicache.Health
-}
-
-func (f fakeRefiller) Key() string                  { return f.key }
-func (f fakeRefiller) Refill(context.Context) error { return nil }
-func (f fakeRefiller) Health() kiwicache.Health     { return f.health }
 
 func get(t *testing.T, req *http.Request) ([]byte, http.Header) {
 	t.Helper()
