@@ -75,7 +75,6 @@ type Option func(*options)
 type options struct {
 	provider metric.MeterProvider
 	buckets  []float64
-	now      func() time.Time
 }
 
 // WithMeterProvider sets the MeterProvider. Default: otel.GetMeterProvider()
@@ -110,7 +109,7 @@ var (
 // there are no gauges, only what caches count and observe through the
 // Metrics. The error is the meter's, for an instrument it refused.
 func New(reg *kiwicache.Registry, opts ...Option) (*Metrics, error) {
-	o := options{buckets: DefaultBuckets, now: time.Now}
+	o := options{buckets: DefaultBuckets}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)
@@ -142,7 +141,7 @@ func New(reg *kiwicache.Registry, opts ...Option) (*Metrics, error) {
 		keep(err)
 		if err == nil {
 			m.registration, err = meter.RegisterCallback(func(_ context.Context, obs metric.Observer) error {
-				g.observe(obs, reg.Health(), o.now())
+				g.observe(obs, reg.Health(), time.Now())
 				return nil
 			}, g.instruments...)
 			keep(err)

@@ -62,7 +62,6 @@ type Option func(*options)
 
 type options struct {
 	buckets []float64
-	now     func() time.Time
 }
 
 // WithBuckets sets the duration histograms' upper bounds, in seconds, in
@@ -76,7 +75,6 @@ func WithBuckets(bounds []float64) Option {
 // one registry; give it to any number of caches.
 type Metrics struct {
 	reg *kiwicache.Registry
-	now func() time.Time
 
 	outcomes  *prometheus.CounterVec
 	durations map[kiwicache.Op]*prometheus.HistogramVec
@@ -93,7 +91,7 @@ var (
 // scrape. With a nil reg it reports no gauges, only what caches count and
 // observe through it.
 func New(reg *kiwicache.Registry, opts ...Option) *Metrics {
-	o := options{buckets: DefaultBuckets, now: time.Now}
+	o := options{buckets: DefaultBuckets}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)
@@ -101,7 +99,6 @@ func New(reg *kiwicache.Registry, opts ...Option) *Metrics {
 	}
 	m := &Metrics{
 		reg: reg,
-		now: o.now,
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metricdefs.CounterPromName,
 			Help: metricdefs.CounterDescription,
@@ -174,7 +171,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	if m.reg == nil {
 		return
 	}
-	now := m.now()
+	now := time.Now()
 	for _, h := range m.reg.Health() {
 		name, suffix := metricdefs.NameAndSuffix(h.Key)
 		for i, g := range metricdefs.Gauges {
