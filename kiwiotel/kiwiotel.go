@@ -65,8 +65,8 @@ var DefaultBuckets = slices.Clone(metricdefs.Buckets)
 
 // Outcome attribute values of the duration histograms.
 const (
-	OutcomeSuccess = metricdefs.OutcomeSuccess
-	OutcomeFailure = metricdefs.OutcomeFailure
+	OutcomeSuccess = "success"
+	OutcomeFailure = "failure"
 )
 
 // An Option configures New.

@@ -13,17 +13,17 @@
 // The series, labelled name (the cache's NAME, as the DogStatsD counter's
 // name: tag) and, for the gauges, suffix (its SUFFIX, empty without one):
 //
-//	kiwicache_total{name,status}                  counter: outcomes, status success, redis_error or load_error (the DogStatsD counter kiwicache)
-//	kiwicache_reload_duration_seconds{name,outcome}     histogram: reloads from Redis, outcome success or failure
-//	kiwicache_refill_duration_seconds{name,outcome}     histogram: refills, from taking the lock to writing the record
-//	kiwicache_lock_wait_duration_seconds{name,outcome}  histogram: waits for another process's refill lock
-//	kiwicache_has_data{name,suffix}               1 while a snapshot is served, else 0
-//	kiwicache_items{name,suffix}                  items in the snapshot
-//	kiwicache_record_size_bytes{name,suffix}      bytes of the record the snapshot came from
-//	kiwicache_snapshot_age_seconds{name,suffix}   since the snapshot's data left the source (its record timestamp)
-//	kiwicache_check_age_seconds{name,suffix}      since a reload last found the record in Redis to be the one served
-//	kiwicache_consecutive_failures{name,suffix}   reload and refill attempts failed since the last success
-//	kiwicache_push_connected{name,suffix}         1 while the cache listens for notifications of new records
+//	kiwicache_total{name,status}                          counter: outcomes by status, success, redis_error or load_error (the DogStatsD counter kiwicache)
+//	kiwicache_reload_duration_seconds{name,outcome}       histogram: reloads from Redis, outcome success or failure
+//	kiwicache_refill_duration_seconds{name,outcome}       histogram: refills, from taking the lock to writing the record
+//	kiwicache_lock_wait_duration_seconds{name,outcome}    histogram: waits for another process's refill lock
+//	kiwicache_has_data{name,suffix}                       1 while a snapshot is served, else 0
+//	kiwicache_items{name,suffix}                          items in the snapshot
+//	kiwicache_record_size_bytes{name,suffix}              bytes of the record the snapshot came from
+//	kiwicache_snapshot_age_seconds{name,suffix}           since the snapshot's data left the source (its record timestamp)
+//	kiwicache_check_age_seconds{name,suffix}              since a reload last found the record in Redis to be the one served
+//	kiwicache_consecutive_failures{name,suffix}           reload and refill attempts failed since the last success
+//	kiwicache_push_connected{name,suffix}                 1 while the cache listens for notifications of new records
 //	kiwicache_push_notification_age_seconds{name,suffix}  since the last notification
 //
 // The age gauges are left out while their time is unknown (no snapshot yet, no
@@ -53,8 +53,8 @@ var DefaultBuckets = slices.Clone(metricdefs.Buckets)
 
 // Outcome label values of the duration histograms.
 const (
-	OutcomeSuccess = metricdefs.OutcomeSuccess
-	OutcomeFailure = metricdefs.OutcomeFailure
+	OutcomeSuccess = "success"
+	OutcomeFailure = "failure"
 )
 
 // An Option configures New.
