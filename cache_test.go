@@ -496,16 +496,19 @@ func TestWrongValueTypeIsMalformed(t *testing.T) {
 }
 
 // A Codec that panics is contained: its Decode as a malformed record, its
-// Encode as a failed save, and the data the source gave is still served.
+// Encode as a failed load. Data that cannot be written is not served either:
+// every process serves what the record holds.
 func TestPanickingCodecIsContained(t *testing.T) {
 	mr, rdb := newMiniredis(t)
 	mr.Set("resource:Items", "anything")
-	c := mustNew(t, "Items", rdb, LoaderFunc[string, item](staticData(twoItems)), WithCodec(panicCodec{}))
-	if v, err := c.Get(t.Context(), "a"); err != nil || v.Name != "one" {
-		t.Errorf("Get = %+v, %v; want the source's data", v, err)
+	c := mustNew(t, "Items", rdb, LoaderFunc[string, item](staticData(twoItems)), WithCodec[string, item](panicCodec{}))
+	var p *PanicError
+	if _, err := c.Get(t.Context(), "a"); !errors.Is(err, ErrNoData) || !errors.Is(err, ErrLoadFailed) || !errors.As(err, &p) {
+		t.Errorf("Get = %v; want ErrNoData, ErrLoadFailed and a *PanicError", err)
 	}
-	if h := c.Health(); !errors.Is(h.LastError, ErrLoadFailed) || !strings.Contains(h.LastError.Error(), "codec panicked") {
-		t.Errorf("Health.LastError = %v, want the encode panic as ErrLoadFailed", h.LastError)
+	if h := c.Health(); !errors.Is(h.LastError, ErrLoadFailed) || !strings.Contains(h.LastError.Error(), "panic: encode") ||
+		strings.Contains(h.LastError.Error(), "goroutine") {
+		t.Errorf("Health.LastError = %v, want the encode panic as ErrLoadFailed, without a stack", h.LastError)
 	}
 	if got, _ := mr.Get("resource:Items"); got != "anything" {
 		t.Errorf("record = %q, want it untouched", got)
@@ -571,31 +574,34 @@ func TestDeadHolderLockExpires(t *testing.T) {
 	}
 }
 
-// 10. Release deletes only a lock this process holds.
+// Release deletes only a lock this process holds, and every holder's token
+// is its own.
 func TestReleaseOnlyOwnLock(t *testing.T) {
 	mr, rdb := newMiniredis(t)
-	lock := refillLock{rdb: rdb, key: "lock:Items", ttl: 5 * time.Second}
-	token, held, err := lock.acquire(t.Context())
+	c := mustNew(t, "Items", rdb, LoaderFunc[string, item](staticData(twoItems)))
+	token, held, err := c.record.lock(t.Context())
 	if err != nil || !held {
-		t.Fatalf("acquire = %v, %v", held, err)
+		t.Fatalf("lock = %v, %v", held, err)
 	}
 	if ttl := mr.TTL("lock:Items"); ttl != 5*time.Second {
 		t.Errorf("lock TTL = %v, want 5s", ttl)
 	}
-	if _, held, _ := lock.acquire(t.Context()); held {
-		t.Error("a second acquire took a held lock")
+	if _, held, _ := c.record.lock(t.Context()); held {
+		t.Error("a second lock took a held lock")
 	}
 	mr.Set("lock:Items", "someone else's") // ours expired and another took it
-	if err := lock.release(t.Context(), token); err != nil {
-		t.Fatal(err)
-	}
+	c.record.unlock(t.Context(), token)
 	if !mr.Exists("lock:Items") {
-		t.Error("release deleted another process's lock")
+		t.Error("unlock deleted another process's lock")
 	}
 	mr.Del("lock:Items")
-	token, _, _ = lock.acquire(t.Context())
-	if err := lock.release(t.Context(), token); err != nil || mr.Exists("lock:Items") {
-		t.Errorf("release of our own lock: %v, exists=%v", err, mr.Exists("lock:Items"))
+	token2, _, _ := c.record.lock(t.Context())
+	if token2 == token {
+		t.Errorf("two holders got the same token %q", token)
+	}
+	c.record.unlock(t.Context(), token2)
+	if mr.Exists("lock:Items") {
+		t.Error("unlock of our own lock left it")
 	}
 }
 
@@ -688,8 +694,12 @@ func TestGetDoesNotAllocate(t *testing.T) {
 	ctx := t.Context()
 	cs.Get(ctx, "a")
 	ci.Get(ctx, 7)
-	if n := testing.AllocsPerRun(1000, func() { cs.Get(ctx, "a"); cs.Get(ctx, "missing") }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { cs.Get(ctx, "a") }); n != 0 {
 		t.Errorf("Get[string] allocates %v per run", n)
+	}
+	// A miss allocates its *Error, which names the cache and the key.
+	if n := testing.AllocsPerRun(1000, func() { cs.Get(ctx, "missing") }); n != 1 {
+		t.Errorf("Get[string] of a missing key allocates %v per run, want 1", n)
 	}
 	if n := testing.AllocsPerRun(1000, func() { ci.Get(ctx, 7) }); n != 0 {
 		t.Errorf("Get[int] allocates %v per run", n)
