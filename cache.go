@@ -497,15 +497,21 @@ func (c *Cache[K, V]) reload(ctx context.Context, mode readMode) error {
 }
 
 // mayReplaceUnusable bounds how often this Cache replaces a record it cannot
-// use to once per ReloadTTL: during a rolling deploy that changes V, old and
-// new processes each find the other's record unusable, and would otherwise
-// take turns loading the source at every reload.
+// use to once per CacheTTL (DefaultCacheTTLFactor x ReloadTTL with
+// WithNoExpiry): during a rolling deploy that changes V, old and new
+// processes each find the other's record unusable, and would otherwise take
+// turns loading the source at every reload. Meanwhile each serves its own
+// snapshot.
 func (c *Cache[K, V]) mayReplaceUnusable(unusable error) error {
+	every := c.cfg.cacheTTL
+	if every == 0 {
+		every = DefaultCacheTTLFactor * min(c.cfg.reloadTTL, MaxTTL/DefaultCacheTTLFactor)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if since := time.Since(c.unusableRefilledAt); since < c.cfg.reloadTTL {
-		c.log.Warn("kiwicache.unusable_record_kept", "key", c.record.key,
-			"reason", "this process replaced an unusable record "+since.Round(time.Millisecond).String()+" ago; next no sooner than ReloadTTL")
+	if since := time.Since(c.unusableRefilledAt); since < every {
+		c.log.Warn("kiwicache.unusable_record_kept", "key", c.record.key, "replaced_last", since.Round(time.Millisecond),
+			"reason", "this process replaces an unusable record at most once per CacheTTL", "cache_ttl", every)
 		return unusable
 	}
 	c.unusableRefilledAt = time.Now()
