@@ -197,7 +197,7 @@ func (c *Cache[K, V]) Get(ctx context.Context, key K) (V, error) {
 // getSlow is Get when the key is absent, the snapshot stale or missing.
 func (c *Cache[K, V]) getSlow(ctx context.Context, key K) (V, error) {
 	var zero V
-	s, err := c.current(ctx)
+	s, err := c.snapshotOrFirstLoad(ctx)
 	if err == nil {
 		if v, ok := s.data[key]; ok {
 			return v, nil
@@ -220,17 +220,17 @@ func (c *Cache[K, V]) Snapshot(ctx context.Context) (*Snapshot[K, V], error) {
 	if s := c.fresh.Load(); s != nil {
 		return s, nil
 	}
-	s, err := c.current(ctx)
+	s, err := c.snapshotOrFirstLoad(ctx)
 	if err != nil {
 		return nil, &Error{Cache: c.id, Op: "snapshot", Key: c.record.key, Err: err}
 	}
 	return s, nil
 }
 
-// current is the slow path of reads: with a snapshot, it starts a background
+// snapshotOrFirstLoad is the slow path of reads: with a snapshot, it starts a background
 // reload if the snapshot is stale and returns it at once; without one, it
 // waits for the first load. Its error wraps ErrNoData.
-func (c *Cache[K, V]) current(ctx context.Context) (*Snapshot[K, V], error) {
+func (c *Cache[K, V]) snapshotOrFirstLoad(ctx context.Context) (*Snapshot[K, V], error) {
 	if s := c.snap.Load(); s != nil {
 		if c.stale.CompareAndSwap(true, false) { // one reader starts it, the rest carry on
 			c.startReload(checkTail)

@@ -35,7 +35,7 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-// 1. First read: record present -> snapshot from it.
+// First read: record present -> snapshot from it.
 func TestFirstReadUsesRecordInRedis(t *testing.T) {
 	mr, rdb := newMiniredis(t)
 	mr.Set("resource:Tiny", string(readGolden(t, "tiny.record")))
@@ -55,7 +55,7 @@ func TestFirstReadUsesRecordInRedis(t *testing.T) {
 	}
 }
 
-// 1. First read: record absent -> lock, loader, SET ... EX cache_ttl, snapshot.
+// First read: record absent -> lock, loader, SET ... EX cache_ttl, snapshot.
 func TestFirstReadRefillsMissingRecord(t *testing.T) {
 	mr, rdb := newMiniredis(t)
 	m := &recordedMetrics{}
@@ -87,7 +87,7 @@ func TestFirstReadRefillsMissingRecord(t *testing.T) {
 	}
 }
 
-// 2. After ReloadTTL a read picks up a record that another process wrote.
+// After ReloadTTL a read picks up a record that another process wrote.
 func TestReloadPicksUpNewRecord(t *testing.T) {
 	_, rdb := newMiniredis(t)
 	c := mustNew(t, "Items", rdb, newCountingLoader[string, item](staticData(twoItems)),
@@ -110,7 +110,7 @@ func TestReloadPicksUpNewRecord(t *testing.T) {
 	}
 }
 
-// 3. Stampede: 3 Cache values x 50 goroutines on an empty Redis: one load.
+// Stampede: 3 Cache values x 50 goroutines on an empty Redis: one load.
 func TestStampedeLoadsOnce(t *testing.T) {
 	_, rdb := newMiniredis(t)
 	testStampede(t, rdb, "Stampede")
@@ -141,7 +141,7 @@ func testStampede(t *testing.T, rdb redis.UniversalClient, name string) {
 	}
 }
 
-// 4. With a snapshot, reads never wait; one background reload at a time.
+// With a snapshot, reads never wait; one background reload at a time.
 func TestReadsWithSnapshotNeverWait(t *testing.T) {
 	mr, rdb := newMiniredis(t)
 	l := newCountingLoader[string, item](staticData(twoItems))
@@ -189,7 +189,7 @@ func TestReadsWithSnapshotNeverWait(t *testing.T) {
 	}
 }
 
-// 4. Only the very first load blocks, and it honours ctx.
+// Only the very first load blocks, and it honours ctx.
 func TestFirstLoadHonoursContext(t *testing.T) {
 	_, rdb := newMiniredis(t)
 	release := make(chan struct{})
@@ -207,7 +207,7 @@ func TestFirstLoadHonoursContext(t *testing.T) {
 	}
 }
 
-// 5. Loader error / panic / empty result: last good data served, record
+// Loader error / panic / empty result: last good data served, record
 // re-written from local data after it expired, load_error counted, logged.
 func TestLoaderFailureKeepsGoodData(t *testing.T) {
 	cases := map[string]struct {
@@ -255,7 +255,7 @@ func TestLoaderFailureKeepsGoodData(t *testing.T) {
 	}
 }
 
-// 5. A failed load prolongs the record's TTL so other processes keep it.
+// A failed load prolongs the record's TTL so other processes keep it.
 func TestLoaderFailureProlongsRecord(t *testing.T) {
 	mr, rdb := newMiniredis(t)
 	l := newCountingLoader[string, item](staticData(twoItems))
@@ -273,7 +273,7 @@ func TestLoaderFailureProlongsRecord(t *testing.T) {
 	}
 }
 
-// 6. Redis down: last good data served, redis_error counted, at most one
+// Redis down: last good data served, redis_error counted, at most one
 // Redis attempt per ReloadTTL, not one per read.
 func TestRedisDownServesStaleData(t *testing.T) {
 	mr, rdb := newMiniredis(t)
@@ -317,7 +317,7 @@ func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
 }
 
-// 7. MaxAttempts > 0: ErrAttemptsExhausted after that many failures with no
+// MaxAttempts > 0: ErrAttemptsExhausted after that many failures with no
 // data; negative: one attempt, no such error.
 func TestMaxAttempts(t *testing.T) {
 	fail := func(context.Context) (map[string]item, error) { return nil, errors.New("db down") }
@@ -344,7 +344,7 @@ func TestMaxAttempts(t *testing.T) {
 	}
 }
 
-// 8. AllowEmpty.
+// AllowEmpty.
 func TestAllowEmpty(t *testing.T) {
 	empty := func(context.Context) (map[string]item, error) { return nil, nil }
 	t.Run("allowed", func(t *testing.T) {
@@ -379,7 +379,7 @@ func TestAllowEmpty(t *testing.T) {
 	})
 }
 
-// 8. Key suffix, no-expiry and CacheTTL options.
+// Key suffix, no-expiry and CacheTTL options.
 func TestKeysAndExpiry(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -458,7 +458,7 @@ func TestInvalidConfig(t *testing.T) {
 	}
 }
 
-// 9. Malformed records: warning logged, treated as missing, refilled.
+// Malformed records: warning logged, treated as missing, refilled.
 func TestMalformedRecordIsRefilled(t *testing.T) {
 	for _, name := range []string{"not_json", "no_timestamp", "extra_member", "data_is_array",
 		"timestamp_is_string", "truncated", "empty", "null"} {
@@ -484,7 +484,7 @@ func TestMalformedRecordIsRefilled(t *testing.T) {
 	}
 }
 
-// 9. Values of the wrong type for V make the record malformed, not a panic.
+// Values of the wrong type for V make the record malformed, not a panic.
 func TestWrongValueTypeIsMalformed(t *testing.T) {
 	mr, rdb := newMiniredis(t)
 	mr.Set("resource:Items", `{"data": {"a": {"id": "not a number"}}, "timestamp": 1.5}`)
@@ -520,7 +520,7 @@ type panicCodec struct{}
 func (panicCodec) Encode(Record[string, item]) ([]byte, error) { panic("encode") }
 func (panicCodec) Decode([]byte) (Record[string, item], error) { panic("decode") }
 
-// 10. A process that finds the lock taken waits and takes up the record the
+// A process that finds the lock taken waits and takes up the record the
 // holder writes, without calling its own loader.
 func TestLockedRefillWaitsForHolder(t *testing.T) {
 	mr, rdb := newMiniredis(t)
@@ -547,7 +547,7 @@ func TestLockedRefillWaitsForHolder(t *testing.T) {
 	}
 }
 
-// 10. A holder that dies leaves a lock that expires; the next process loads.
+// A holder that dies leaves a lock that expires; the next process loads.
 func TestDeadHolderLockExpires(t *testing.T) {
 	mr, rdb := newMiniredis(t)
 	mr.Set("lock:Items", "locked")
@@ -605,7 +605,7 @@ func TestReleaseOnlyOwnLock(t *testing.T) {
 	}
 }
 
-// 10. The pause doubles from 1 s up to the lock TTL.
+// The pause doubles from 1 s up to the lock TTL.
 func TestLockPauses(t *testing.T) {
 	var got []time.Duration
 	for p := nextLockPause(0, 5*time.Second); len(got) < 5; p = nextLockPause(p, 5*time.Second) {
@@ -686,7 +686,7 @@ func TestCloseStopsLoading(t *testing.T) {
 	}
 }
 
-// 13. Get allocates nothing (with string and int keys).
+// Get allocates nothing (with string and int keys).
 func TestGetDoesNotAllocate(t *testing.T) {
 	_, rdb := newMiniredis(t)
 	cs := mustNew(t, "S", rdb, LoaderFunc[string, item](staticData(twoItems)))

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// issue 5.4: a refused source result is a load_error and the record stays as
+// A refused source result is a load_error and the record stays as
 // it was, for a process with data and for a cron job without.
 func TestValidationRefusesSourceData(t *testing.T) {
 	errTooFew := errors.New("too few airlines")
@@ -83,7 +83,7 @@ func TestValidationOptionsAreChecked(t *testing.T) {
 	}
 }
 
-// issue 5.7: a record over WithMaxRecordSize is not read (nor overwritten),
+// A record over WithMaxRecordSize is not read (nor overwritten),
 // and source data that would encode larger is not written.
 func TestMaxRecordSize(t *testing.T) {
 	mr, rdb := newMiniredis(t)
