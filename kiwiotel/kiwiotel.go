@@ -13,7 +13,7 @@
 // NAME, as the DogStatsD counter's name: tag) and, for the gauges, suffix
 // (its SUFFIX, left out without one):
 //
-//	kiwicache                        counter {outcome}, with status: success, redis_error or load_error (the DogStatsD counter)
+//	kiwicache                        counter {outcome}, with status: success, redis_error, load_error or not_written (the DogStatsD counter)
 //	kiwicache.reload.duration        histogram s, with outcome: success or failure: reloads from Redis
 //	kiwicache.refill.duration        histogram s, with outcome: refills, from taking the lock to writing the record
 //	kiwicache.lock_wait.duration     histogram s, with outcome: waits for another process's refill lock

@@ -65,6 +65,7 @@ func Example() {
 	// kiwicache_items{name="Airlines",suffix=""} 2
 	// kiwicache_reload_duration_seconds_count{name="Airlines",outcome="success"} 1
 	// kiwicache_total{name="Airlines",status="load_error"} 0
+	// kiwicache_total{name="Airlines",status="not_written"} 0
 	// kiwicache_total{name="Airlines",status="redis_error"} 0
 	// kiwicache_total{name="Airlines",status="success"} 1
 }

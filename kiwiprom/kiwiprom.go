@@ -13,7 +13,7 @@
 // The series, labelled name (the cache's NAME, as the DogStatsD counter's
 // name: tag) and, for the gauges, suffix (its SUFFIX, empty without one):
 //
-//	kiwicache_total{name,status}                          counter: outcomes by status, success, redis_error or load_error (the DogStatsD counter kiwicache)
+//	kiwicache_total{name,status}                          counter: outcomes by status, success, redis_error, load_error or not_written (the DogStatsD counter)
 //	kiwicache_reload_duration_seconds{name,outcome}       histogram: reloads from Redis, outcome success or failure
 //	kiwicache_refill_duration_seconds{name,outcome}       histogram: refills, from taking the lock to writing the record
 //	kiwicache_lock_wait_duration_seconds{name,outcome}    histogram: waits for another process's refill lock

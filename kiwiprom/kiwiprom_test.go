@@ -40,6 +40,7 @@ func TestGather(t *testing.T) {
 		`kiwicache_total{name="Airlines",status="success"}`:     2,
 		`kiwicache_total{name="Airlines",status="redis_error"}`: 1,
 		`kiwicache_total{name="Airlines",status="load_error"}`:  0,
+		`kiwicache_total{name="Airlines",status="not_written"}`: 0,
 		`kiwicache_total{name="Rates",status="load_error"}`:     2,
 		`kiwicache_total{name="Rates",status="success"}`:        0,
 		`kiwicache_total{name="Rates",status="redis_error"}`:    0,

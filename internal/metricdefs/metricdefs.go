@@ -15,11 +15,11 @@ const (
 	CounterName        = "kiwicache" // OpenTelemetry; the DogStatsD counter's name
 	CounterPromName    = "kiwicache_total"
 	CounterUnit        = "{outcome}"
-	CounterDescription = "Outcomes of kiwicache loads by status (success, redis_error, load_error), as the DogStatsD counter kiwicache."
+	CounterDescription = "Outcomes of kiwicache loads by status (success, redis_error, load_error, not_written), as the DogStatsD counter kiwicache."
 )
 
 // Statuses are the values of the counter's status label.
-var Statuses = []kiwicache.Status{kiwicache.StatusSuccess, kiwicache.StatusRedisError, kiwicache.StatusLoadError}
+var Statuses = []kiwicache.Status{kiwicache.StatusSuccess, kiwicache.StatusRedisError, kiwicache.StatusLoadError, kiwicache.StatusNotWritten}
 
 // Outcome label values of the duration histograms.
 const (
