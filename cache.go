@@ -307,9 +307,7 @@ func (c *Cache[K, V]) Refill(ctx context.Context) error {
 		return &Error{Cache: c.id, Op: "refill", Key: c.record.key, Err: err}
 	}
 	defer c.releaseExclusive()
-	start := time.Now()
 	s, err := c.refillForced(ctx)
-	observe(c.cfg.metrics, c.name, OpRefill, start, err)
 	if s != nil {
 		c.install(s)
 	}

@@ -14,7 +14,9 @@ import (
 // refill fills the record from the source under the lock, unless a record
 // other than seen (the one found missing or unusable, or there when Refill
 // began) is written meanwhile: that is taken instead of loading.
-func (c *Cache[K, V]) refill(ctx context.Context, seen recordID) (*Snapshot[K, V], error) {
+func (c *Cache[K, V]) refill(ctx context.Context, seen recordID) (s *Snapshot[K, V], err error) {
+	start := time.Now()
+	defer func() { observe(c.cfg.metrics, c.name, OpRefill, start, err) }()
 	token, taken, err := c.record.lock(ctx)
 	if err != nil {
 		return nil, err
@@ -33,8 +35,10 @@ func (c *Cache[K, V]) refill(ctx context.Context, seen recordID) (*Snapshot[K, V
 
 // refillForced loads the source whatever the record holds (Refill).
 func (c *Cache[K, V]) refillForced(ctx context.Context) (*Snapshot[K, V], error) {
+	start := time.Now()
 	seen, err := c.record.identify(ctx)
 	if err != nil {
+		observe(c.cfg.metrics, c.name, OpRefill, start, err) // refill times the rest
 		return nil, err
 	}
 	return c.refill(ctx, seen)

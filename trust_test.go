@@ -485,13 +485,13 @@ func TestNewRefusesUnusableConfig(t *testing.T) {
 			_, err := New("A", rdb, good, WithReloadTTL(30*365*24*time.Hour))
 			return err
 		},
-		"reload TTL MaxInt64":    func() error { _, err := New("A", rdb, good, WithReloadTTL(math.MaxInt64)); return err },
-		"lock TTL MaxInt64":      func() error { _, err := New("A", rdb, good, WithRefillLockTTL(math.MaxInt64)); return err },
-		"cache TTL MaxInt64":     func() error { _, err := New("A", rdb, good, WithCacheTTL(math.MaxInt64)); return err },
-		"typed nil client":       func() error { _, err := New("A", typedNil, good); return err },
-		"nil option":             func() error { _, err := New("A", rdb, good, nil); return err },
-		"nil LoaderFunc":         func() error { _, err := New("A", rdb, LoaderFunc[string, item](nil)); return err },
-		"chan values":            func() error { _, err := New("A", rdb, LoaderFunc[string, chan int](nil)); return err },
+		"reload TTL MaxInt64": func() error { _, err := New("A", rdb, good, WithReloadTTL(math.MaxInt64)); return err },
+		"lock TTL MaxInt64":   func() error { _, err := New("A", rdb, good, WithRefillLockTTL(math.MaxInt64)); return err },
+		"cache TTL MaxInt64":  func() error { _, err := New("A", rdb, good, WithCacheTTL(math.MaxInt64)); return err },
+		"typed nil client":    func() error { _, err := New("A", typedNil, good); return err },
+		"nil option":          func() error { _, err := New("A", rdb, good, nil); return err },
+		"nil LoaderFunc":      func() error { _, err := New("A", rdb, LoaderFunc[string, item](nil)); return err },
+		"chan values":         func() error { _, err := New("A", rdb, LoaderFunc[string, chan int](nil)); return err },
 		"func field": func() error {
 			_, err := New("A", rdb, LoaderFunc[string, struct{ F func() }](nil))
 			return err
