@@ -3,6 +3,8 @@ package main
 import (
 	"flag"
 	"io"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -25,7 +27,7 @@ var flagHelp = map[string]string{
 	"redis":    "Redis URL (default $REDIS_URL, else redis://localhost:6379/0)",
 	"json":     "print JSON, for scripts (watch: one object per line)",
 	"yes":      "confirm invalidate",
-	"count":    "stop after N new records",
+	"count":    "stop after N changes (new records, deletions)",
 	"timeout":  "stop after this long (e.g. 30s)",
 	"interval": "how often to poll the record's length and tail (default 1s; 30s with push)",
 	"via":      "how to learn of writes: auto (default), tracking, keyspace or poll",
@@ -54,20 +56,11 @@ var commonFlags = map[string]bool{"redis": true, "json": true, "help": true, "h"
 // cmdFlags, or "".
 func (o *options) misplaced(cmdFlags []string) string {
 	for name := range o.set {
-		if !commonFlags[name] && !contains(cmdFlags, name) {
+		if !commonFlags[name] && !slices.Contains(cmdFlags, name) {
 			return name
 		}
 	}
 	return ""
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // parseArgs sets c.opts from the flags among args and returns the other
@@ -114,14 +107,9 @@ func looksLikeFlag(a string) bool {
 // takesValue reports whether the flag a ("-name", "--name"; not
 // "--name=value") is a known flag that takes the next argument as its value.
 func takesValue(fs *flag.FlagSet, a string) bool {
-	name := a[1:]
-	if name[0] == '-' {
-		name = name[1:]
-	}
-	for i := range len(name) {
-		if name[i] == '=' {
-			return false
-		}
+	name := strings.TrimPrefix(a[1:], "-")
+	if strings.Contains(name, "=") {
+		return false
 	}
 	f := fs.Lookup(name)
 	if f == nil {

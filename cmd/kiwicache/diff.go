@@ -41,7 +41,7 @@ func (c *cli) readDataset(ctx context.Context, arg string) (*dataset, error) {
 	var err error
 	if path == "-" {
 		path = "stdin"
-		b, err = io.ReadAll(c.stdin())
+		b, err = io.ReadAll(os.Stdin)
 	} else {
 		b, err = os.ReadFile(path)
 	}
@@ -64,8 +64,6 @@ func (c *cli) readDataset(ctx context.Context, arg string) (*dataset, error) {
 	d.Items = len(d.data)
 	return d, nil
 }
-
-func (c *cli) stdin() io.Reader { return os.Stdin }
 
 // A valueDiff is one place where two values differ: a path into the value
 // (".name", "[2]", "" for the whole value) and the JSON there on each side,

@@ -193,25 +193,23 @@ func kiwicacheStdin(t *testing.T, url string, stdin io.Reader, args ...string) r
 // expect checks the exit status and that stdout holds each of want.
 func expect(t *testing.T, r result, status int, want ...string) {
 	t.Helper()
-	if r.status != status {
-		t.Errorf("exit status %d, want %d\n%s", r.status, status, r)
-	}
-	for _, s := range want {
-		if !strings.Contains(r.stdout, s) {
-			t.Errorf("stdout lacks %q\n%s", s, r)
-		}
-	}
+	expectIn(t, r, status, "stdout", r.stdout, want)
 }
 
 // expectErr checks the exit status and that stderr holds each of want.
 func expectErr(t *testing.T, r result, status int, want ...string) {
 	t.Helper()
+	expectIn(t, r, status, "stderr", r.stderr, want)
+}
+
+func expectIn(t *testing.T, r result, status int, name, output string, want []string) {
+	t.Helper()
 	if r.status != status {
 		t.Errorf("exit status %d, want %d\n%s", r.status, status, r)
 	}
 	for _, s := range want {
-		if !strings.Contains(r.stderr, s) {
-			t.Errorf("stderr lacks %q\n%s", s, r)
+		if !strings.Contains(output, s) {
+			t.Errorf("%s lacks %q\n%s", name, s, r)
 		}
 	}
 }

@@ -125,7 +125,7 @@ func init() {
 		"watch": {args: "NAME[:SUFFIX]", nargs: 1, run: (*cli).watch, long: true,
 			flags: []string{"count", "timeout", "interval", "via"},
 			help: "follow the record: each new record's timestamp, items, bytes, and the keys added, removed\n" +
-				"and changed, until interrupted (SIGINT), --count N records or --timeout D. It learns of\n" +
+				"and changed, until interrupted (SIGINT), --count N changes or --timeout D. It learns of\n" +
 				"writes by Redis client tracking (Redis 6+), else keyspace notifications when the server\n" +
 				"has them on, else by polling the record's length and tail every --interval (default 1s;\n" +
 				"with push, a safety check every 30s); --via tracking|keyspace|poll forces one"},

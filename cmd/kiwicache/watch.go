@@ -137,8 +137,8 @@ func (c *cli) watch(ctx context.Context, args []string) error {
 }
 
 // trouble reports the first failed check of an outage on stderr, and
-// "recovered" when checks succeed again. It returns the errors that end the watch: refused
-// credentials or permissions do not heal by waiting.
+// "recovered" when checks succeed again. It returns the errors that end the
+// watch: refused credentials or permissions do not heal by waiting.
 func (w *watcher) trouble(ctx context.Context, err error) error {
 	if err == nil || ctx.Err() != nil {
 		if w.problem != "" && err == nil {
