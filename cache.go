@@ -486,7 +486,7 @@ func (c *Cache[K, V]) reload(ctx context.Context, mode readMode) error {
 			return err
 		}
 	}
-	s, err := c.refillMissing(ctx, f.id)
+	s, err := c.refill(ctx, f.id)
 	if s != nil {
 		c.install(s)
 		if errors.Is(err, ErrNotWritten) {

@@ -81,8 +81,12 @@ type DogStatsD struct {
 }
 
 // Count increments the counter. A failed send is dropped: statsd is
-// fire-and-forget, and a cache must not fail for want of a metric.
+// fire-and-forget, and a cache must not fail for want of a metric. Without a
+// Client, nothing is sent.
 func (d *DogStatsD) Count(cacheName string, status Status) {
+	if d == nil || d.Client == nil {
+		return
+	}
 	name, tag := d.Name, d.NameTag
 	if name == "" {
 		name = DefaultMetricName

@@ -11,10 +11,10 @@ import (
 	"time"
 )
 
-// refillMissing fills the record that a reload found missing or unusable
-// (seen). A record that another process writes meanwhile is taken instead of
-// loading the source.
-func (c *Cache[K, V]) refillMissing(ctx context.Context, seen recordID) (*Snapshot[K, V], error) {
+// refill fills the record from the source under the lock, unless a record
+// other than seen (the one found missing or unusable, or there when Refill
+// began) is written meanwhile: that is taken instead of loading.
+func (c *Cache[K, V]) refill(ctx context.Context, seen recordID) (*Snapshot[K, V], error) {
 	token, taken, err := c.record.lock(ctx)
 	if err != nil {
 		return nil, err
@@ -23,30 +23,21 @@ func (c *Cache[K, V]) refillMissing(ctx context.Context, seen recordID) (*Snapsh
 		return c.waitThenRefill(ctx, seen)
 	}
 	defer c.unlock(ctx, token)
-	// A holder may have written the record and released the lock between the
-	// reload's read and this lock.
+	// A holder may have written the record and released the lock since seen
+	// was read.
 	if s, err := c.takeChanged(ctx, seen); s != nil || err != nil {
 		return s, err
 	}
 	return c.loadAndSave(ctx, token, seen)
 }
 
-// refillForced loads the source whatever the record holds (Refill). If
-// another process holds the lock, the record it writes is taken instead.
+// refillForced loads the source whatever the record holds (Refill).
 func (c *Cache[K, V]) refillForced(ctx context.Context) (*Snapshot[K, V], error) {
 	seen, err := c.record.identify(ctx)
 	if err != nil {
 		return nil, err
 	}
-	token, taken, err := c.record.lock(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if !taken {
-		return c.waitThenRefill(ctx, seen)
-	}
-	defer c.unlock(ctx, token)
-	return c.loadAndSave(ctx, token, seen)
+	return c.refill(ctx, seen)
 }
 
 // waitThenRefill waits while another process holds the lock: it returns the
