@@ -8,6 +8,11 @@
 # make bench    the benchmarks (reloads on a real redis-server, as the tests
 #               start it), benchstat-friendly, into bench.txt. Compare two
 #               runs with: go run golang.org/x/perf/cmd/benchstat@latest old.txt new.txt
+# make mutate   mutation testing of the data-path files (tools/mutate): plants
+#               one small bug at a time, runs the tests that reach it, prints
+#               the score per file. Minutes per file; not part of make test.
+#               MUTATE_FILES=cache.go for one file, MUTATE_FLAGS=-survivors
+#               to run again only what the last run did not catch.
 
 GO ?= go
 BENCH ?= .
@@ -15,8 +20,10 @@ BENCHCOUNT ?= 6
 BENCHTIME ?= 500ms
 FUZZTIME ?= 60s
 SOAK ?= 60s
+MUTATE_FILES ?=
+MUTATE_FLAGS ?=
 
-.PHONY: test example bench fuzz soak
+.PHONY: test example bench fuzz soak mutate
 
 test:
 	$(GO) vet ./...
@@ -33,3 +40,6 @@ fuzz:
 
 soak:
 	KIWICACHE_SOAK=$(SOAK) $(GO) test -race -count=1 -run '^TestSoak$$' -v -timeout 10m .
+
+mutate:
+	$(GO) -C tools/mutate run . -dir $(CURDIR) $(MUTATE_FLAGS) $(MUTATE_FILES)
