@@ -155,6 +155,25 @@ func TestGuardCannotReadRecordRefuses(t *testing.T) {
 	}
 }
 
+// WithMinItems compares with nothing: a cron job with it alone does not read
+// the record, and so a failure to read it cannot refuse the result.
+func TestMinItemsReadsNoRecord(t *testing.T) {
+	mr, rdb := newMiniredis(t)
+	must(mustNew(t, "Items", rdb, LoaderFunc[string, item](staticData(versionData(10, 1)))).Snapshot(t.Context()))
+	cronRdb := redis.NewClient(rdb.Options())
+	cronRdb.AddHook(&failFirst{match: func(cmd redis.Cmder) bool {
+		a := cmd.Args()
+		return isScript(fetchScript)(cmd) && len(a) == 9 && fmt.Sprint(a[4]) == fmt.Sprint(unknownID) && fmt.Sprint(a[8]) == "1"
+	}})
+	cron := mustNew(t, "Items", cronRdb, LoaderFunc[string, item](staticData(versionData(3, 2))), WithMinItems(2))
+	if err := cron.Refill(t.Context()); err != nil {
+		t.Errorf("Refill with WithMinItems alone = %v, want nil: there is nothing to compare", err)
+	}
+	if got := must(mr.Get("resource:Items")); !strings.Contains(got, `"v2"`) {
+		t.Errorf("record = %.60s, want the cron job's", got)
+	}
+}
+
 // A cron job that finds a record it cannot decode has nothing to compare
 // with: the validation function gets no previous snapshot, and the record is
 // replaced.

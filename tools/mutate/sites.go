@@ -99,14 +99,20 @@ type finder struct {
 	pkg  *types.Package
 	fn   string // current function
 	sigs []*types.Signature
-	// constMutants: one mutant per (constant, replacement), shared by all its uses.
-	perFunc map[string]int // key -> count, for #n suffixes
+	// coverAt, when valid, is where the expressions being visited run for
+	// coverage: a case expression lies outside the blocks that coverage
+	// profiles count, and runs when its switch does.
+	coverAt token.Pos
 }
 
 func (fd *finder) newMutant(n ast.Node, kind, desc string) *Mutant {
 	pos := fd.g.fset.Position(n.Pos())
+	cover := pos
+	if fd.coverAt.IsValid() {
+		cover = fd.g.fset.Position(fd.coverAt)
+	}
 	return fd.g.add(&Mutant{File: fd.f.name, Line: pos.Line, Func: fd.fn, Kind: kind, Desc: desc,
-		cover: []token.Position{pos}})
+		cover: []token.Position{cover}})
 }
 
 // exprSite returns the site of expression e, creating it; nil when e's type
@@ -266,9 +272,11 @@ func (fd *finder) walk(n ast.Node, parent ast.Node) {
 	case *ast.BlockStmt:
 		fd.stmtList(n.List)
 	case *ast.CaseClause:
+		fd.coverAt = parent.Pos()
 		for _, e := range n.List {
 			fd.expr(e, n)
 		}
+		fd.coverAt = token.NoPos
 		fd.stmtList(n.Body)
 		return
 	case *ast.CommClause:
