@@ -250,15 +250,3 @@ func BenchmarkMapBuild(b *testing.B) {
 		}
 	}
 }
-
-// BenchmarkScanObject is the other floor under a full reload: one pass over
-// the 100,000-item record to find where its members start and end.
-func BenchmarkScanObject(b *testing.B) {
-	rec := pythonRecord(100_000, benchTimestamp)
-	b.SetBytes(int64(len(rec)))
-	for b.Loop() {
-		if _, err := scanObject(rec, len(`{"data": `)); err != nil {
-			b.Fatal(err)
-		}
-	}
-}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -116,6 +117,9 @@ var (
 // Encode writes rec as Python's kiwi-cache would: the two members in its order,
 // with its separators between them.
 func (JSONCodec[K, V]) Encode(rec Record[K, V]) ([]byte, error) {
+	if err := checkKeyType[K](); err != nil {
+		return nil, fmt.Errorf("kiwicache: encode record: %w: %w", ErrInvalidConfig, err)
+	}
 	if s := rec.Timestamp.Unix(); s < 0 || s >= maxUnixSeconds {
 		return nil, fmt.Errorf("kiwicache: encode record: timestamp %v is out of range", rec.Timestamp)
 	}
@@ -133,15 +137,25 @@ func (JSONCodec[K, V]) Encode(rec Record[K, V]) ([]byte, error) {
 }
 
 // Decode reads a record in any valid JSON layout. It accepts exactly the
-// members data (an object) and timestamp (a number); anything else is an
-// error wrapping ErrMalformedRecord. A member repeated in an object keeps its
-// last value, as in Python.
-func (c JSONCodec[K, V]) Decode(b []byte) (Record[K, V], error) {
-	unmarshal := c.Unmarshal
-	if unmarshal == nil {
-		unmarshal = func(data []byte, v any) error { return json.Unmarshal(data, v, decodeOptions) }
+// members data (an object) and timestamp (a number); anything else, invalid
+// UTF-8 included, is an error wrapping ErrMalformedRecord that says what was
+// found and where. A member repeated in an object keeps its last value, as
+// in Python.
+//
+// Strings are copies: the decoded record keeps nothing of b alive.
+func (c JSONCodec[K, V]) Decode(b []byte) (rec Record[K, V], err error) {
+	if err := checkKeyType[K](); err != nil {
+		return rec, fmt.Errorf("kiwicache: decode record: %w: %w", ErrInvalidConfig, err)
 	}
-	rec, err := decodeJSONRecord[K, V](b, unmarshal)
+	defer func() {
+		// A panic of a method of V (UnmarshalJSON, UnmarshalText) or of
+		// Unmarshal: the record is one this program cannot read.
+		if p := recover(); p != nil {
+			rec, err = Record[K, V]{}, fmt.Errorf("%w: the decoder panicked: %w", ErrMalformedRecord,
+				&PanicError{Value: p, Stack: debug.Stack()})
+		}
+	}()
+	rec, err = decodeJSONRecord[K, V](b, c.Unmarshal)
 	if err != nil {
 		return Record[K, V]{}, fmt.Errorf("%w: %w", ErrMalformedRecord, err)
 	}
@@ -247,11 +261,20 @@ var (
 	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
 
-// checkKeyType reports whether K can be a JSON member name both ways.
+// checkKeyType reports whether K can be a JSON member name both ways: a
+// string or integer kind, or a type with both MarshalText and UnmarshalText
+// (on *K), so that keys are written and read back the same way. A type with
+// only one of them would be written one way and read another.
 func checkKeyType[K comparable]() error {
 	t := reflect.TypeFor[K]()
-	if t.Implements(textMarshalerType) && reflect.PointerTo(t).Implements(textUnmarshalerType) {
+	marshals, unmarshals := t.Implements(textMarshalerType), reflect.PointerTo(t).Implements(textUnmarshalerType)
+	switch {
+	case marshals && unmarshals:
 		return nil
+	case marshals:
+		return fmt.Errorf("key type %v has MarshalText but no UnmarshalText: its keys could not be read back", t)
+	case unmarshals:
+		return fmt.Errorf("key type %v has UnmarshalText but no MarshalText: its keys would be written otherwise than read", t)
 	}
 	switch t.Kind() {
 	case reflect.String,

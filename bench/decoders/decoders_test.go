@@ -38,7 +38,7 @@ type record struct {
 	Timestamp float64         `json:"timestamp"`
 }
 
-// benchRecord is the 100,000-item record as Python writes it (10,177,825 bytes).
+// benchRecord is the n-item record as Python writes it.
 func benchRecord(n int) []byte {
 	b := []byte(`{"data": {`)
 	for i := range n {
@@ -55,26 +55,39 @@ func benchRecord(n int) []byte {
 	return append(b, `}, "timestamp": 1764087331.4123456}`...)
 }
 
-var rec = benchRecord(100_000)
+// sizes are the item counts of the benchmark records (93,825, 977,825 and
+// 10,177,825 bytes).
+var sizes = []int{1_000, 10_000, 100_000}
+
+var records = map[int][]byte{}
 
 func bench(b *testing.B, unmarshal func([]byte, any) error) {
-	b.SetBytes(int64(len(rec)))
-	b.ReportAllocs()
-	var kept *record
-	for b.Loop() {
-		var r record
-		if err := unmarshal(rec, &r); err != nil || len(r.Data) != 100_000 {
-			b.Fatal(err)
+	for _, n := range sizes {
+		rec, ok := records[n]
+		if !ok {
+			rec = benchRecord(n)
+			records[n] = rec
 		}
-		kept = &r
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			b.SetBytes(int64(len(rec)))
+			b.ReportAllocs()
+			var kept *record
+			for b.Loop() {
+				var r record
+				if err := unmarshal(rec, &r); err != nil || len(r.Data) != n {
+					b.Fatal(err)
+				}
+				kept = &r
+			}
+			b.StopTimer()
+			runtime.GC()
+			with := heapObjects()
+			runtime.KeepAlive(kept)
+			kept = nil
+			runtime.GC()
+			b.ReportMetric(float64(with-heapObjects())/float64(len(rec)), "retained/record")
+		})
 	}
-	b.StopTimer()
-	runtime.GC()
-	with := heapObjects()
-	runtime.KeepAlive(kept)
-	kept = nil
-	runtime.GC()
-	b.ReportMetric(float64(with-heapObjects())/float64(len(rec)), "retained/record")
 }
 
 func heapObjects() uint64 {

@@ -1,0 +1,492 @@
+package kiwicache
+
+import (
+	"bytes"
+	"encoding"
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// decodeData decodes the data object at d.i into a map; hook, if not nil,
+// decodes its members instead (JSONCodec.Unmarshal).
+func decodeData[K comparable, V any](d *decoder, hook func([]byte, any) error) (map[K]V, error) {
+	if d.peek() != '{' {
+		start := d.i
+		if err := d.skipValue(); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("data is a JSON %s, not an object", kindAt(d.b[start]))
+	}
+	if hook != nil {
+		return decodeDataWithHook[K, V](d, hook)
+	}
+	dd := dataDecoder[K, V]{key: keyFuncFor[K](), plan: planFor(reflect.TypeFor[V]())}
+	return dd.decode(d)
+}
+
+// A dataDecoder decodes the data object of a record into a map[K]V.
+type dataDecoder[K comparable, V any] struct {
+	key  keyFunc[K]
+	plan *typePlan
+}
+
+func (dd *dataDecoder[K, V]) decode(d *decoder) (map[K]V, error) {
+	start, depth := d.i, d.depth
+	size := len(d.b) - start
+	pieces := min(runtime.GOMAXPROCS(0), size/minPiece, maxPieces)
+	if pieces < 2 {
+		m := make(map[K]V, mapHint[K, V](estimateMembers(d.b, start), size))
+		if _, err := dd.members(d, m, true, false); err != nil {
+			return nil, err
+		}
+		return m, nil
+	}
+	cuts, members := findCuts(d.b, start, pieces)
+	if len(cuts) == 0 {
+		m := make(map[K]V, mapHint[K, V](members, size))
+		if _, err := dd.members(d, m, true, false); err != nil {
+			return nil, err
+		}
+		return m, nil
+	}
+
+	// Pieces 1 and up are decoded by goroutines into maps of their own,
+	// piece 0 by this one into the map returned; a piece that no goroutine
+	// has started when this one is free is decoded here too. Once the
+	// outcome is known, stop tells the goroutines still at work to give up.
+	full := d.b
+	hint := mapHint[K, V](members, size) / (len(cuts) + 1)
+	var stop atomic.Bool
+	defer stop.Store(true)
+	results := make([]pieceResult[K, V], len(cuts)) // result j is of piece j+1
+	for j := range results {
+		r := &results[j]
+		r.done = make(chan struct{})
+		limit := len(full)
+		if j+1 < len(cuts) {
+			limit = cuts[j+1] + 1 // up to the comma that ends the piece
+		}
+		r.run = func() {
+			defer close(r.done)
+			defer func() {
+				if p := recover(); p != nil {
+					r.err = &PanicError{Value: p, Stack: debug.Stack()}
+				}
+			}()
+			pd := &decoder{b: full[:limit], i: cuts[j] + 1, depth: depth + 1, stop: &stop}
+			r.m = make(map[K]V, hint)
+			r.ended, r.err = dd.members(pd, r.m, false, true)
+			r.aligned = r.err == nil && !r.ended && limit < len(full)
+			r.end = pd.i
+		}
+		go func() {
+			if r.claimed.CompareAndSwap(false, true) {
+				r.run()
+			}
+		}()
+	}
+	m := make(map[K]V, mapHint[K, V](members, size))
+	d.b = full[:cuts[0]+1]
+	ended, err := dd.members(d, m, true, true)
+	d.b = full
+	if err != nil || ended {
+		stop.Store(true)
+		if err != nil { // at the end of piece 0, or a real error: decode it all here
+			d.i, d.depth = start, depth
+			_, err = dd.members(d, m, true, false)
+		}
+		return m, err
+	}
+
+	// Piece 0 starts at the object's '{' and ended at its closing comma,
+	// which confirms the start of piece 1; and so on.
+	for j := range results {
+		r := &results[j]
+		if r.claimed.CompareAndSwap(false, true) {
+			// No goroutine has started this piece: it is decoded here,
+			// into m, from its confirmed start.
+			limit := len(full)
+			if j+1 < len(cuts) {
+				limit = cuts[j+1] + 1
+			}
+			d.b, d.i, d.depth = full[:limit], cuts[j]+1, depth+1
+			ended, err := dd.members(d, m, false, limit < len(full))
+			d.b = full
+			if err == nil && ended {
+				d.depth = depth
+				return m, nil
+			}
+			if err == nil {
+				continue // aligned at the next piece's start
+			}
+			r = &pieceResult[K, V]{err: err} // decoded again below, in full
+		} else {
+			<-r.done
+		}
+		if !r.aligned && !(r.ended && r.err == nil) {
+			// This piece was not decoded in full: the rest of the object is
+			// decoded here, from its confirmed start.
+			stop.Store(true)
+			d.i, d.depth = cuts[j]+1, depth+1
+			_, err := dd.members(d, m, false, false)
+			return m, err
+		}
+		for k, v := range r.m {
+			m[k] = v // in record order: the last value of a key wins, as in Python
+		}
+		r.m = nil
+		if r.ended {
+			d.i, d.depth = r.end, depth
+			return m, nil
+		}
+	}
+	// The last piece reads to the end of the record: it ends or fails.
+	return nil, errorf("the data object at byte %d does not end", start)
+}
+
+// errStopped ends the decoding of a piece whose outcome no longer matters.
+var errStopped = errors.New("stopped")
+
+// A pieceResult is what decoding one piece found.
+type pieceResult[K comparable, V any] struct {
+	claimed atomic.Bool
+	run     func()
+	done    chan struct{}
+
+	m       map[K]V
+	ended   bool // at the object's '}', end
+	aligned bool // at the comma that ends the piece
+	end     int
+	err     error
+}
+
+// members decodes the members of the data object into m. With first, d.i is
+// at the object's '{', else just after a comma between two members.
+//
+// In a piece (d.b ends at the comma that ends the piece), it returns with
+// ended false and no error when it reaches that comma after a member.
+func (dd *dataDecoder[K, V]) members(d *decoder, m map[K]V, first, piece bool) (ended bool, err error) {
+	if first {
+		if err := d.enter(); err != nil {
+			return false, err
+		}
+		d.i++
+		d.space()
+		if d.peek() == '}' {
+			d.i++
+			d.leave()
+			return true, nil
+		}
+	} else {
+		d.space()
+	}
+	v := new(V)
+	var zero V
+	for {
+		if d.stop != nil && d.stop.Load() {
+			return false, errStopped
+		}
+		if d.peek() != '"' {
+			return false, d.syntaxError("a member name")
+		}
+		start := d.i
+		name, err := d.stringBytes()
+		if err != nil {
+			return false, err
+		}
+		k, err := dd.key(d, name, start)
+		if err != nil {
+			return false, err
+		}
+		if err := d.colon(); err != nil {
+			return false, err
+		}
+		*v = zero
+		if err := dd.plan.decode(d, unsafe.Pointer(v)); err != nil {
+			return false, inMember(err, fmt.Append(nil, k))
+		}
+		m[k] = *v
+		d.space()
+		switch d.peek() {
+		case ',':
+			d.i++
+			if piece && d.i == len(d.b) {
+				return false, nil
+			}
+			d.space()
+		case '}':
+			d.i++
+			d.leave()
+			return true, nil
+		default:
+			return false, d.syntaxError("',' or '}' after a member")
+		}
+	}
+}
+
+// mapHint is the size to make a map of about members entries with: no more
+// than the record could hold (a member takes at least a few bytes), nor a
+// map much larger than the record, whatever an estimate says.
+func mapHint[K comparable, V any](members, size int) int {
+	entry := int(unsafe.Sizeof(*new(K)) + unsafe.Sizeof(*new(V)))
+	return max(0, min(members, size/8, 2*size/max(entry, 1)))
+}
+
+// probeWindow is how far a probe reads to estimate the members of an object
+// or to check a cut.
+func probeWindow(step int) int { return min(max(step/8, 4<<10), 128<<10) }
+
+// estimateMembers estimates the members of the object at b[start] from its
+// first few kilobytes.
+func estimateMembers(b []byte, start int) int {
+	n, span, ended := probeMembers(b, start+1, probeWindow(len(b)-start))
+	if ended || span == 0 {
+		return n
+	}
+	return n * (len(b) - start) / span
+}
+
+// probeMembers skips the members of an object from b[from] (just after its
+// '{' or a comma between members) for about window bytes: it returns how
+// many it skipped and over how many bytes, and whether the object ended.
+// It stops at the first thing that is not a member.
+func probeMembers(b []byte, from, window int) (n, span int, ended bool) {
+	d := decoder{b: b[:min(len(b), from+window)], i: from}
+	d.space()
+	for d.peek() == '"' {
+		if d.skipString() != nil || d.colon() != nil || d.skipValue() != nil {
+			break
+		}
+		n++
+		span = d.i - from
+		d.space()
+		switch d.peek() {
+		case ',':
+			d.i++
+			d.space()
+			continue
+		case '}':
+			return n, d.i + 1 - from, true
+		}
+		break
+	}
+	return n, span, false
+}
+
+// findCuts returns up to pieces-1 offsets of commas in b, about evenly
+// spread after the object at b[start], that separate two of its members if
+// what follows each for a few kilobytes is any guide (a comma inside a
+// nested object is followed by that object's end; one inside a string, most
+// likely by something that is not a member). members estimates the object's.
+func findCuts(b []byte, start, pieces int) (cuts []int, members int) {
+	// Piece 0 is smaller than the others: the goroutine that decodes it
+	// then merges the others into it.
+	const first = 0.8
+	step := float64(len(b)-start) / (float64(pieces) - 1 + first)
+	window := probeWindow(int(step))
+	probed, spans := 0, 0
+	from := start
+	for j := 1; j < pieces; j++ {
+		at := start + int(step*(float64(j)-1+first))
+		cut, n, span := findCut(b, max(at, from+1), window)
+		if cut < 0 {
+			break
+		}
+		cuts = append(cuts, cut)
+		probed, spans, from = probed+n, spans+span, cut
+	}
+	if spans > 0 {
+		members = probed * (len(b) - start) / spans
+	}
+	return cuts, members
+}
+
+// findCut returns the first comma from b[at] that is followed by whole
+// members up to the end of the probe's window, or -1.
+func findCut(b []byte, at, window int) (cut, n, span int) {
+	for tries := 0; tries < 64 && at < len(b); tries++ {
+		c := bytes.IndexByte(b[at:], ',')
+		if c < 0 {
+			return -1, 0, 0
+		}
+		c += at
+		n, span, ended := probeMembers(b, c+1, window)
+		switch {
+		case ended:
+			at = c + 1 + span // the object closed: try from after its end
+		case n == 0:
+			at = c + 1
+		default:
+			return c, n, span
+		}
+	}
+	return -1, 0, 0
+}
+
+// A keyFunc makes a key of the data map from a member name (at byte at).
+type keyFunc[K comparable] func(d *decoder, name []byte, at int) (K, error)
+
+// keyFuncFor reads keys as encoding/json reads map keys: with
+// UnmarshalText if *K has it, else as a string or a decimal integer.
+func keyFuncFor[K comparable]() keyFunc[K] {
+	t := reflect.TypeFor[K]()
+	if reflect.PointerTo(t).Implements(textUnmarshalerType) {
+		return func(d *decoder, name []byte, at int) (K, error) {
+			var k K
+			if err := any(&k).(encoding.TextUnmarshaler).UnmarshalText(name[:len(name):len(name)]); err != nil {
+				return k, errorf("the member name at byte %d: %v.UnmarshalText: %v", at, t, err)
+			}
+			return k, nil
+		}
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return func(d *decoder, name []byte, at int) (K, error) {
+			s := d.strings.copy(name)
+			return *(*K)(unsafe.Pointer(&s)), nil // K's underlying type is string
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		bits := t.Bits()
+		return func(d *decoder, name []byte, at int) (K, error) {
+			var k K
+			n, ok := parseInt(name)
+			if !ok || bits < 64 && (n < -1<<(bits-1) || n >= 1<<(bits-1)) {
+				return k, errorf("the member name %q at byte %d is not a Go %v", name, at, t)
+			}
+			setInt(unsafe.Pointer(&k), bits, n)
+			return k, nil
+		}
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		bits := t.Bits()
+		return func(d *decoder, name []byte, at int) (K, error) {
+			var k K
+			n, ok := parseUint(name)
+			if !ok || bits < 64 && n >= 1<<bits {
+				return k, errorf("the member name %q at byte %d is not a Go %v", name, at, t)
+			}
+			setInt(unsafe.Pointer(&k), bits, int64(n))
+			return k, nil
+		}
+	}
+	return func(d *decoder, name []byte, at int) (K, error) {
+		var k K
+		return k, checkKeyType[K]()
+	}
+}
+
+// setInt stores n in the integer of the given bits at p.
+func setInt(p unsafe.Pointer, bits int, n int64) {
+	switch bits {
+	case 8:
+		*(*int8)(p) = int8(n)
+	case 16:
+		*(*int16)(p) = int16(n)
+	case 32:
+		*(*int32)(p) = int32(n)
+	default:
+		*(*int64)(p) = n
+	}
+}
+
+// decodeDataWithHook checks the data object, cuts it between members into
+// one piece per core, and has hook decode the pieces in parallel.
+func decodeDataWithHook[K comparable, V any](d *decoder, hook func([]byte, any) error) (map[K]V, error) {
+	start := d.i
+	pieces := max(1, min(runtime.GOMAXPROCS(0), (len(d.b)-start)/minPiece, maxPieces))
+	step := (len(d.b) - start) / pieces
+	var cuts []int
+	members := 0
+	if err := d.skipObjectCutting(func(comma int) {
+		members++
+		if len(cuts) < pieces-1 && comma-start >= (len(cuts)+1)*step {
+			cuts = append(cuts, comma-start)
+		}
+	}); err != nil {
+		return nil, err
+	}
+	raw := d.b[start:d.i]
+	parts := make([]map[K]V, len(cuts)+1)
+	errs := make([]error, len(parts))
+	hint := mapHint[K, V](members+1, len(raw)) / len(parts)
+	var wg sync.WaitGroup
+	from := 1 // after the '{'
+	for i := range parts {
+		end := len(raw) - 1 // the last piece ends at the '}'
+		if i < len(cuts) {
+			end = cuts[i]
+		}
+		piece := raw
+		if len(parts) > 1 {
+			piece = append(append(append(make([]byte, 0, end-from+2), '{'), raw[from:end]...), '}')
+		}
+		from = end + 1
+		parts[i] = make(map[K]V, hint)
+		wg.Go(func() { errs[i] = callHook(hook, piece, &parts[i]) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, part := range parts[1:] {
+		for k, v := range part {
+			parts[0][k] = v // in record order: the last value of a key wins
+		}
+	}
+	return parts[0], nil
+}
+
+// skipObjectCutting skips the object at d.i as skipObject does, calling
+// comma with the offset of each comma between its members.
+func (d *decoder) skipObjectCutting(comma func(int)) error {
+	if err := d.enter(); err != nil {
+		return err
+	}
+	d.i++
+	d.space()
+	if d.peek() == '}' {
+		d.i++
+		d.leave()
+		return nil
+	}
+	for {
+		if d.peek() != '"' {
+			return d.syntaxError("a member name")
+		}
+		if err := d.skipString(); err != nil {
+			return err
+		}
+		if err := d.colon(); err != nil {
+			return err
+		}
+		if err := d.skipValue(); err != nil {
+			return err
+		}
+		d.space()
+		if d.peek() == ',' {
+			comma(d.i)
+		}
+		if more, err := d.next('}'); err != nil || !more {
+			d.leave()
+			return err
+		}
+	}
+}
+
+// callHook turns a panic of the hook into an error: it runs in a goroutine
+// of its own, where a panic would end the process.
+func callHook(hook func([]byte, any) error, piece []byte, v any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("the decoder panicked: %w", &PanicError{Value: p, Stack: debug.Stack()})
+		}
+	}()
+	return hook(piece, v)
+}

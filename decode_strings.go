@@ -1,0 +1,113 @@
+package kiwicache
+
+import (
+	"hash/maphash"
+	"unsafe"
+)
+
+// internSeed seeds the hash of interned strings; any seed does.
+var internSeed = maphash.MakeSeed()
+
+// Every string a decoded record holds is a copy, so that nothing a snapshot
+// serves keeps the record's bytes alive. Copying one string per allocation
+// is what made decoding slow, so the decoder makes them in two cheaper ways:
+//
+//   - short strings that repeat (member names in values decoded into any,
+//     enum-like values such as "active" or "EUR") are interned: decoded once
+//     per decode and shared by every value that holds them;
+//   - the others are copied side by side into chunks of a few kilobytes,
+//     one allocation for many strings. A chunk stays in memory as long as one
+//     of its strings does: while the snapshot is served, all of them are.
+
+// maxInterned is the length up to which strings are interned.
+const maxInterned = 16
+
+// An internTable maps short strings to one copy each. It is a fixed-size,
+// direct-mapped table: a new string takes the slot of the one it collides
+// with, so its memory is bounded whatever the record holds.
+type internTable struct {
+	slots []internSlot
+}
+
+type internSlot struct {
+	s   string
+	any any // s as an any, made on first use (see internAny)
+}
+
+// internSlots is the table's size, a power of two.
+const internSlots = 1024
+
+// intern returns a string equal to b, shared with earlier calls.
+func (d *decoder) intern(b []byte) string {
+	slot := d.internSlot(b)
+	if slot.s != string(b) {
+		slot.s = d.strings.copy(b)
+		slot.any = nil
+	}
+	return slot.s
+}
+
+// internAny returns b as an any holding a string, shared with earlier calls:
+// a string in an interface takes an allocation of its own otherwise.
+func (d *decoder) internAny(b []byte) any {
+	slot := d.internSlot(b)
+	if s, ok := slot.any.(string); ok && s == string(b) {
+		return slot.any
+	}
+	if slot.s != string(b) {
+		slot.s = d.strings.copy(b)
+	}
+	slot.any = slot.s
+	return slot.any
+}
+
+// internNumber returns b as an any holding a Number, shared with earlier
+// calls. The same text as a string is another value: each takes the slot
+// from the other.
+func (d *decoder) internNumber(b []byte) any {
+	slot := d.internSlot(b)
+	if n, ok := slot.any.(Number); ok && string(n) == string(b) {
+		return slot.any
+	}
+	if slot.s != string(b) {
+		slot.s = d.strings.copy(b)
+	}
+	slot.any = Number(slot.s)
+	return slot.any
+}
+
+func (d *decoder) internSlot(b []byte) *internSlot {
+	if d.names.slots == nil {
+		d.names.slots = make([]internSlot, internSlots)
+	}
+	return &d.names.slots[maphash.Bytes(internSeed, b)&(internSlots-1)]
+}
+
+// A stringArena copies strings into shared chunks.
+type stringArena struct {
+	chunk []byte
+	size  int // of the next chunk
+}
+
+// maxArenaString is the length from which a string gets an allocation of its
+// own: a long string would waste the rest of a chunk.
+const maxArenaString = 512
+
+// copy returns a string with the bytes of b.
+func (a *stringArena) copy(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if len(b) > maxArenaString {
+		return string(b)
+	}
+	if cap(a.chunk)-len(a.chunk) < len(b) {
+		a.chunk = make([]byte, 0, max(a.size, 1024))
+		a.size = min(2*max(a.size, 1024), 32<<10)
+	}
+	start := len(a.chunk)
+	a.chunk = append(a.chunk, b...)
+	// The chunk is never written again at these bytes, so the string is
+	// immutable as strings must be.
+	return unsafe.String(&a.chunk[start], len(b))
+}
