@@ -111,10 +111,7 @@ func notAnObject(d *decoder) error {
 
 // inData puts "data" in front of the path of an error in the data object.
 func inData(err error) error {
-	if e, ok := err.(*decodeError); ok {
-		e.path = append(e.path, "data")
-	}
-	return err
+	return in(err, func() string { return "data" })
 }
 
 // timestamp reads the timestamp member's value.

@@ -107,27 +107,25 @@ func (d *decoder) anyArray() (any, error) {
 		d.leave()
 		return []any{}, nil
 	}
-	base := len(d.anys)
+	base := d.anys.len()
 	for {
 		v, err := d.anyValue()
 		if err != nil {
-			n := len(d.anys) - base
-			d.anys = d.anys[:base]
+			n := d.anys.len() - base
+			d.anys.drop(base)
 			return nil, inElement(err, n)
 		}
-		d.anys = append(d.anys, v)
-		if more, err := d.next(']'); err != nil || !more {
-			if err != nil {
-				d.anys = d.anys[:base]
-				return nil, err
-			}
+		d.anys.push(v)
+		more, err := d.next(']')
+		if err != nil {
+			d.anys.drop(base)
+			return nil, err
+		}
+		if !more {
 			break
 		}
 	}
-	out := make([]any, len(d.anys)-base)
-	copy(out, d.anys[base:])
-	clear(d.anys[base:])
-	d.anys = d.anys[:base]
+	out := d.anys.pop(base)
 	d.leave()
 	return out, nil
 }

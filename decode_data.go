@@ -230,12 +230,12 @@ func (dd *dataDecoder[K, V]) members(d *decoder, m map[K]V, first, piece bool) (
 	}
 }
 
-// mapHint is the size to make a map of about members entries with: no more
-// than the record could hold (a member takes at least a few bytes), nor a
-// map much larger than the record, whatever an estimate says.
+// mapHint is the size to make a map of about members entries with, for an
+// object of size bytes: never a map larger than the object, whatever an
+// estimate says (members repeated by the thousand are one entry).
 func mapHint[K comparable, V any](members, size int) int {
 	entry := int(unsafe.Sizeof(*new(K)) + unsafe.Sizeof(*new(V)))
-	return max(0, min(members, size/8, 2*size/max(entry, 1)))
+	return max(0, min(members, size/8, size/max(entry, 1)))
 }
 
 // probeWindow is how far a probe reads to estimate the members of an object
@@ -245,18 +245,17 @@ func probeWindow(step int) int { return min(max(step/8, 4<<10), 128<<10) }
 // estimateMembers estimates the members of the object at b[start] from its
 // first few kilobytes.
 func estimateMembers(b []byte, start int) int {
-	n, span, ended := probeMembers(b, start+1, probeWindow(len(b)-start))
-	if ended || span == 0 {
-		return n
+	n, span, stop := probeMembers(b, start+1, probeWindow(len(b)-start))
+	if stop != probeWindowEnd || span == 0 {
+		return n // the object ended, or was not what it seemed
 	}
 	return n * (len(b) - start) / span
 }
 
 // probeMembers skips the members of an object from b[from] (just after its
 // '{' or a comma between members) for about window bytes: it returns how
-// many it skipped and over how many bytes, and whether the object ended.
-// It stops at the first thing that is not a member.
-func probeMembers(b []byte, from, window int) (n, span int, ended bool) {
+// many it skipped and over how many bytes, and why it stopped.
+func probeMembers(b []byte, from, window int) (n, span int, stop probeStop) {
 	d := decoder{b: b[:min(len(b), from+window)], i: from}
 	d.space()
 	for d.peek() == '"' {
@@ -272,12 +271,24 @@ func probeMembers(b []byte, from, window int) (n, span int, ended bool) {
 			d.space()
 			continue
 		case '}':
-			return n, d.i + 1 - from, true
+			return n, d.i + 1 - from, probeObjectEnd
 		}
 		break
 	}
-	return n, span, false
+	if d.i >= len(d.b) && len(d.b) < len(b) {
+		return n, span, probeWindowEnd
+	}
+	return n, span, probeNotMember
 }
+
+// probeStop is why a probe stopped.
+type probeStop int
+
+const (
+	probeWindowEnd probeStop = iota // at the end of its window, in a member or after one
+	probeObjectEnd                  // at the object's '}'
+	probeNotMember                  // at something that is not a member where one should be
+)
 
 // findCuts returns up to pieces-1 offsets of commas in b, about evenly
 // spread after the object at b[start], that separate two of its members if
@@ -316,9 +327,9 @@ func findCut(b []byte, at, window int) (cut, n, span int) {
 			return -1, 0, 0
 		}
 		c += at
-		n, span, ended := probeMembers(b, c+1, window)
+		n, span, stop := probeMembers(b, c+1, window)
 		switch {
-		case ended:
+		case stop == probeObjectEnd:
 			at = c + 1 + span // the object closed: try from after its end
 		case n == 0:
 			at = c + 1

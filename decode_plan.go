@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"sync"
 	"unsafe"
-
-	json "github.com/go-json-experiment/json"
 )
 
 // A record's values are decoded by a plan made once per Go type by
@@ -495,22 +493,6 @@ func (b *planBuilder) pointerFunc(t reflect.Type) decodeFunc {
 	}
 }
 
-// fallbackFunc decodes a type with go-json-experiment's encoding/json
-// semantics (the `,string` field option is its only use): the value is
-// checked by the decoder first, so what reaches it is valid JSON.
-func fallbackFunc(t reflect.Type) decodeFunc {
-	return func(d *decoder, p unsafe.Pointer) error {
-		start := d.i
-		if err := d.skipValue(); err != nil {
-			return err
-		}
-		if err := json.Unmarshal(d.b[start:d.i], reflect.NewAt(t, p).Interface(), decodeOptions); err != nil {
-			return errorf("the value at byte %d: %v", start, err)
-		}
-		return nil
-	}
-}
-
 // sliceFunc decodes into a slice: an array fills it (a new slice when it
 // was nil, else its elements are decoded into as encoding/json does), a
 // string fills a []byte from base64, null sets it to nil.
@@ -594,19 +576,19 @@ func decodeNewStrings(d *decoder, p unsafe.Pointer) error {
 	}
 	d.i++
 	d.space()
-	base := len(d.strs)
+	base := d.strs.len()
 	if d.peek() != ']' {
 		for {
 			var s string
 			if err := decodeString(d, unsafe.Pointer(&s)); err != nil {
-				n := len(d.strs) - base
-				d.strs = d.strs[:base]
+				n := d.strs.len() - base
+				d.strs.drop(base)
 				return inElement(err, n)
 			}
-			d.strs = append(d.strs, s)
+			d.strs.push(s)
 			more, err := d.next(']')
 			if err != nil {
-				d.strs = d.strs[:base]
+				d.strs.drop(base)
 				return err
 			}
 			if !more {
@@ -617,9 +599,7 @@ func decodeNewStrings(d *decoder, p unsafe.Pointer) error {
 		d.i++
 	}
 	d.leave()
-	out := make([]string, len(d.strs)-base)
-	copy(out, d.strs[base:])
-	d.strs = d.strs[:base]
+	out := d.strs.pop(base)
 	*(*[]string)(p) = out
 	return nil
 }

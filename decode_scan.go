@@ -34,9 +34,9 @@ type decoder struct {
 
 	strings stringArena
 	names   internTable
-	buf     []byte   // unescaped strings
-	anys    []any    // elements of the arrays decoded into any, as a stack
-	strs    []string // elements of the []string being decoded, as a stack
+	buf     []byte        // unescaped strings
+	anys    stack[any]    // elements of the arrays being decoded into any
+	strs    stack[string] // elements of the []string being decoded
 }
 
 // space skips white space.
@@ -63,9 +63,14 @@ func (d *decoder) peek() byte {
 // path to the value it was found in, which grows as the error returns
 // through the values that hold it.
 type decodeError struct {
-	path []string // innermost first
-	msg  string
+	path   []string // innermost first
+	elided int      // steps of the path left out after the first maxPath/4
+	msg    string
 }
+
+// maxPath is the most steps of a path an error keeps: for a value nested
+// 10,000 deep, the innermost and the outermost ones.
+const maxPath = 16
 
 func (e *decodeError) Error() string {
 	if len(e.path) == 0 {
@@ -74,34 +79,43 @@ func (e *decodeError) Error() string {
 	var b strings.Builder
 	for i := len(e.path) - 1; i >= 0; i-- {
 		b.WriteString(e.path[i])
+		if i == maxPath/4 && e.elided > 0 {
+			fmt.Fprintf(&b, "…(%d more)…", e.elided)
+		}
 	}
 	b.WriteString(": ")
 	b.WriteString(e.msg)
 	return b.String()
 }
 
-// inMember adds the member name to err's path.
-func inMember(err error, name []byte) error {
-	if e, ok := err.(*decodeError); ok {
-		e.path = append(e.path, "["+strconv.Quote(string(name))+"]")
+// in adds a step, outward, to err's path.
+func in(err error, step func() string) error {
+	e, ok := err.(*decodeError)
+	switch {
+	case !ok:
+	case len(e.path) < maxPath:
+		e.path = append(e.path, step())
+	default:
+		copy(e.path[maxPath/4:], e.path[maxPath/4+1:])
+		e.path[maxPath-1] = step()
+		e.elided++
 	}
 	return err
+}
+
+// inMember adds the member name to err's path.
+func inMember(err error, name []byte) error {
+	return in(err, func() string { return "[" + strconv.Quote(string(name)) + "]" })
 }
 
 // inField adds a struct field to err's path.
 func inField(err error, name string) error {
-	if e, ok := err.(*decodeError); ok {
-		e.path = append(e.path, "."+name)
-	}
-	return err
+	return in(err, func() string { return "." + name })
 }
 
 // inElement adds an array index to err's path.
 func inElement(err error, i int) error {
-	if e, ok := err.(*decodeError); ok {
-		e.path = append(e.path, "["+strconv.Itoa(i)+"]")
-	}
-	return err
+	return in(err, func() string { return "[" + strconv.Itoa(i) + "]" })
 }
 
 func errorf(format string, args ...any) error {

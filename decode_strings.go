@@ -111,3 +111,45 @@ func (a *stringArena) copy(b []byte) string {
 	// immutable as strings must be.
 	return unsafe.String(&a.chunk[start], len(b))
 }
+
+// A stack holds the elements of the arrays being decoded until each array's
+// end, when its elements are copied into a slice of exactly its length. It
+// grows by chunks that are never copied: an array of a million elements
+// costs its final slice and the chunks, not the copies of a growing slice.
+type stack[T any] struct {
+	chunks [][]T
+	n      int
+}
+
+const stackChunk = 256
+
+func (s *stack[T]) len() int { return s.n }
+
+func (s *stack[T]) push(v T) {
+	c := s.n / stackChunk
+	if c == len(s.chunks) {
+		s.chunks = append(s.chunks, make([]T, stackChunk))
+	}
+	s.chunks[c][s.n%stackChunk] = v
+	s.n++
+}
+
+// pop removes the elements from base up and returns them in a new slice.
+func (s *stack[T]) pop(base int) []T {
+	out := make([]T, s.n-base)
+	for i := range out {
+		j := base + i
+		out[i] = s.chunks[j/stackChunk][j%stackChunk]
+	}
+	s.drop(base)
+	return out
+}
+
+// drop removes the elements from base up.
+func (s *stack[T]) drop(base int) {
+	var zero T
+	for j := base; j < s.n; j++ {
+		s.chunks[j/stackChunk][j%stackChunk] = zero // let them be collected
+	}
+	s.n = base
+}

@@ -43,10 +43,6 @@ func (b *planBuilder) structFunc(t reflect.Type) decodeFunc {
 	fields := jsonFields(t)
 	s := &structPlan{typ: t, folded: map[string]int{}}
 	for i, f := range fields {
-		if f.quoted {
-			// The `,string` option: rare enough to leave to the fallback.
-			return fallbackFunc(t)
-		}
 		fp := fieldPlan{name: f.name, plain: isPlain(f.name)}
 		cur := t
 		for depth, index := range f.index {
@@ -54,6 +50,9 @@ func (b *planBuilder) structFunc(t reflect.Type) decodeFunc {
 			fp.offset += sf.Offset
 			if depth == len(f.index)-1 {
 				fp.plan = b.plan(sf.Type)
+				if f.quoted {
+					fp.plan = &typePlan{decode: b.quotedFunc(sf.Type)}
+				}
 				break
 			}
 			cur = sf.Type
