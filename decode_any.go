@@ -125,7 +125,7 @@ func (d *decoder) anyArray() (any, error) {
 			break
 		}
 	}
-	out := d.anys.pop(base)
+	out := d.anys.pop(base, &d.anySlab)
 	d.leave()
 	return out, nil
 }

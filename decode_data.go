@@ -40,28 +40,27 @@ func (dd *dataDecoder[K, V]) decode(d *decoder) (map[K]V, error) {
 	start, depth := d.i, d.depth
 	size := len(d.b) - start
 	pieces := min(runtime.GOMAXPROCS(0), size/minPiece, maxPieces)
-	if pieces < 2 {
-		m := make(map[K]V, mapHint[K, V](estimateMembers(d.b, start), size))
-		if _, err := dd.members(d, m, true, false); err != nil {
-			return nil, err
-		}
-		return m, nil
+	var cuts []int
+	members := 0
+	if pieces >= 2 {
+		cuts, members = findCuts(d.b, start, pieces)
+	} else {
+		members = estimateMembers(d.b, start)
 	}
-	cuts, members := findCuts(d.b, start, pieces)
+	m := make(map[K]V, mapHint[K, V](members, size))
 	if len(cuts) == 0 {
-		m := make(map[K]V, mapHint[K, V](members, size))
-		if _, err := dd.members(d, m, true, false); err != nil {
+		if _, err := dd.members(d, &memberSink[K, V]{m: m}, true, false); err != nil {
 			return nil, err
 		}
 		return m, nil
 	}
 
-	// Pieces 1 and up are decoded by goroutines into maps of their own,
-	// piece 0 by this one into the map returned; a piece that no goroutine
-	// has started when this one is free is decoded here too. Once the
-	// outcome is known, stop tells the goroutines still at work to give up.
+	// Pieces 1 and up are decoded by goroutines into slices of members,
+	// piece 0 by this one into the map returned, which then takes in the
+	// members of the others, in order; a piece that no goroutine has started
+	// when this one is free is decoded here, into the map. Once the outcome
+	// is known, stop tells the goroutines still at work to give up.
 	full := d.b
-	hint := mapHint[K, V](members, size) / (len(cuts) + 1)
 	var stop atomic.Bool
 	defer stop.Store(true)
 	results := make([]pieceResult[K, V], len(cuts)) // result j is of piece j+1
@@ -80,8 +79,9 @@ func (dd *dataDecoder[K, V]) decode(d *decoder) (map[K]V, error) {
 				}
 			}()
 			pd := &decoder{b: full[:limit], i: cuts[j] + 1, depth: depth + 1, stop: &stop}
-			r.m = make(map[K]V, hint)
-			r.ended, r.err = dd.members(pd, r.m, false, true)
+			share := members * (limit - cuts[j]) / size
+			r.out = newPairSink[K, V](share, limit-cuts[j])
+			r.ended, r.err = dd.members(pd, r.out, false, true)
 			r.aligned = r.err == nil && !r.ended && limit < len(full)
 			r.end = pd.i
 		}
@@ -91,15 +91,15 @@ func (dd *dataDecoder[K, V]) decode(d *decoder) (map[K]V, error) {
 			}
 		}()
 	}
-	m := make(map[K]V, mapHint[K, V](members, size))
+	into := &memberSink[K, V]{m: m}
 	d.b = full[:cuts[0]+1]
-	ended, err := dd.members(d, m, true, true)
+	ended, err := dd.members(d, into, true, true)
 	d.b = full
 	if err != nil || ended {
 		stop.Store(true)
 		if err != nil { // at the end of piece 0, or a real error: decode it all here
 			d.i, d.depth = start, depth
-			_, err = dd.members(d, m, true, false)
+			_, err = dd.members(d, into, true, false)
 		}
 		return m, err
 	}
@@ -116,7 +116,7 @@ func (dd *dataDecoder[K, V]) decode(d *decoder) (map[K]V, error) {
 				limit = cuts[j+1] + 1
 			}
 			d.b, d.i, d.depth = full[:limit], cuts[j]+1, depth+1
-			ended, err := dd.members(d, m, false, limit < len(full))
+			ended, err := dd.members(d, into, false, limit < len(full))
 			d.b = full
 			if err == nil && ended {
 				d.depth = depth
@@ -134,13 +134,11 @@ func (dd *dataDecoder[K, V]) decode(d *decoder) (map[K]V, error) {
 			// decoded here, from its confirmed start.
 			stop.Store(true)
 			d.i, d.depth = cuts[j]+1, depth+1
-			_, err := dd.members(d, m, false, false)
+			_, err := dd.members(d, into, false, false)
 			return m, err
 		}
-		for k, v := range r.m {
-			m[k] = v // in record order: the last value of a key wins, as in Python
-		}
-		r.m = nil
+		r.out.drainInto(m) // in record order: the last value of a key wins, as in Python
+		r.out = nil
 		if r.ended {
 			d.i, d.depth = r.end, depth
 			return m, nil
@@ -159,19 +157,79 @@ type pieceResult[K comparable, V any] struct {
 	run     func()
 	done    chan struct{}
 
-	m       map[K]V
+	out     *memberSink[K, V]
 	ended   bool // at the object's '}', end
 	aligned bool // at the comma that ends the piece
 	end     int
 	err     error
 }
 
-// members decodes the members of the data object into m. With first, d.i is
-// at the object's '{', else just after a comma between two members.
+// A memberSink takes the decoded members: into a map, or, for a piece decoded
+// beside the map being filled, into a slice of pairs that the map takes in
+// afterwards, so that each member is put in a map once. A slice would keep
+// every repetition of a member (a record may repeat one a million times):
+// past a budget of memory, the pairs are moved into a map of their own.
+type memberSink[K comparable, V any] struct {
+	m      map[K]V
+	v      V // the value being decoded for m
+	pairs  []pair[K, V]
+	budget int // the most pairs kept
+}
+
+type pair[K comparable, V any] struct {
+	k K
+	v V
+}
+
+// newPairSink returns a memberSink of pairs for a piece of size bytes and
+// about members members: the pairs it holds take no more than the piece.
+func newPairSink[K comparable, V any](members, size int) *memberSink[K, V] {
+	budget := size / int(max(unsafe.Sizeof(pair[K, V]{}), 1))
+	return &memberSink[K, V]{pairs: make([]pair[K, V], 0, max(0, min(members, budget))), budget: budget}
+}
+
+// value returns the zero V that the member with key k is decoded into.
+func (s *memberSink[K, V]) value(k K) *V {
+	if s.m != nil {
+		s.v = *new(V)
+		return &s.v
+	}
+	s.pairs = append(s.pairs, pair[K, V]{k: k})
+	return &s.pairs[len(s.pairs)-1].v
+}
+
+// put adds the member with key k, decoded.
+func (s *memberSink[K, V]) put(k K) {
+	if s.m != nil {
+		s.m[k] = s.v
+		return
+	}
+	if len(s.pairs) >= s.budget {
+		own := make(map[K]V, len(s.pairs))
+		for _, p := range s.pairs {
+			own[p.k] = p.v
+		}
+		s.m, s.pairs = own, nil
+	}
+}
+
+// drainInto puts the members of a piece, in order, into m.
+func (s *memberSink[K, V]) drainInto(m map[K]V) {
+	for k, v := range s.m {
+		m[k] = v // the members up to the switch and after: no key twice
+	}
+	for _, p := range s.pairs {
+		m[p.k] = p.v
+	}
+	s.m, s.pairs = nil, nil
+}
+
+// members decodes the members of the data object into out. With first, d.i
+// is at the object's '{', else just after a comma between two members.
 //
 // In a piece (d.b ends at the comma that ends the piece), it returns with
 // ended false and no error when it reaches that comma after a member.
-func (dd *dataDecoder[K, V]) members(d *decoder, m map[K]V, first, piece bool) (ended bool, err error) {
+func (dd *dataDecoder[K, V]) members(d *decoder, out *memberSink[K, V], first, piece bool) (ended bool, err error) {
 	if first {
 		if err := d.enter(); err != nil {
 			return false, err
@@ -186,8 +244,6 @@ func (dd *dataDecoder[K, V]) members(d *decoder, m map[K]V, first, piece bool) (
 	} else {
 		d.space()
 	}
-	v := new(V)
-	var zero V
 	for {
 		if d.stop != nil && d.stop.Load() {
 			return false, errStopped
@@ -207,11 +263,10 @@ func (dd *dataDecoder[K, V]) members(d *decoder, m map[K]V, first, piece bool) (
 		if err := d.colon(); err != nil {
 			return false, err
 		}
-		*v = zero
-		if err := dd.plan.decode(d, unsafe.Pointer(v)); err != nil {
+		if err := dd.plan.decode(d, unsafe.Pointer(out.value(k))); err != nil {
 			return false, inMember(err, fmt.Append(nil, k))
 		}
-		m[k] = *v
+		out.put(k)
 		d.space()
 		switch d.peek() {
 		case ',':
@@ -238,14 +293,18 @@ func mapHint[K comparable, V any](members, size int) int {
 	return max(0, min(members, size/8, size/max(entry, 1)))
 }
 
-// probeWindow is how far a probe reads to estimate the members of an object
-// or to check a cut.
-func probeWindow(step int) int { return min(max(step/8, 4<<10), 128<<10) }
+// probeWindow is how far a probe reads to check a cut in pieces of step
+// bytes: far enough to see the end of the item a comma may be in.
+func probeWindow(step int) int { return min(max(step/32, 2<<10), 64<<10) }
+
+// estimateWindow is how far a probe reads to estimate the members of an
+// object.
+const estimateWindow = 4 << 10
 
 // estimateMembers estimates the members of the object at b[start] from its
 // first few kilobytes.
 func estimateMembers(b []byte, start int) int {
-	n, span, stop := probeMembers(b, start+1, probeWindow(len(b)-start))
+	n, span, stop := probeMembers(b, start+1, estimateWindow)
 	if stop != probeWindowEnd || span == 0 {
 		return n // the object ended, or was not what it seemed
 	}
@@ -296,9 +355,10 @@ const (
 // nested object is followed by that object's end; one inside a string, most
 // likely by something that is not a member). members estimates the object's.
 func findCuts(b []byte, start, pieces int) (cuts []int, members int) {
-	// Piece 0 is smaller than the others: the goroutine that decodes it
-	// then merges the others into it.
-	const first = 0.8
+	// Piece 0 is smaller than the others: the goroutine that decodes it then
+	// puts the members of the others in the map, which takes about half as
+	// long as decoding them.
+	const first = 0.4
 	step := float64(len(b)-start) / (float64(pieces) - 1 + first)
 	window := probeWindow(int(step))
 	probed, spans := 0, 0

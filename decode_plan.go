@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"reflect"
-	"strconv"
 	"sync"
 	"unsafe"
 )
@@ -208,200 +207,6 @@ func decodeAny(d *decoder, p unsafe.Pointer) error {
 	return nil
 }
 
-// numberFor reads the number at d.i for a value of type t; ok is false for a
-// null, which leaves the value as it is.
-func (d *decoder) numberFor(t reflect.Type) (num []byte, ok bool, err error) {
-	switch c := d.peek(); {
-	case c == '-' || c >= '0' && c <= '9':
-		num, err := d.number()
-		return num, err == nil, err
-	case c == 'n':
-		return nil, false, d.literal("null")
-	}
-	return nil, false, d.mismatch(t)
-}
-
-func numberError(num []byte, at int, t reflect.Type) error {
-	return errorf("cannot decode the JSON number %s at byte %d into a Go %v", num, at, t)
-}
-
-func intFunc(t reflect.Type) decodeFunc {
-	bits := t.Bits()
-	return func(d *decoder, p unsafe.Pointer) error {
-		start := d.i
-		num, ok, err := d.numberFor(t)
-		if !ok {
-			return err
-		}
-		n, ok := parseInt(num)
-		if !ok || bits < 64 && (n < -1<<(bits-1) || n >= 1<<(bits-1)) {
-			return numberError(num, start, t)
-		}
-		switch bits {
-		case 8:
-			*(*int8)(p) = int8(n)
-		case 16:
-			*(*int16)(p) = int16(n)
-		case 32:
-			*(*int32)(p) = int32(n)
-		default:
-			*(*int64)(p) = n
-		}
-		return nil
-	}
-}
-
-func uintFunc(t reflect.Type) decodeFunc {
-	bits := t.Bits()
-	return func(d *decoder, p unsafe.Pointer) error {
-		start := d.i
-		num, ok, err := d.numberFor(t)
-		if !ok {
-			return err
-		}
-		n, ok := parseUint(num)
-		if !ok || bits < 64 && n >= 1<<bits {
-			return numberError(num, start, t)
-		}
-		switch bits {
-		case 8:
-			*(*uint8)(p) = uint8(n)
-		case 16:
-			*(*uint16)(p) = uint16(n)
-		case 32:
-			*(*uint32)(p) = uint32(n)
-		default:
-			*(*uint64)(p) = n
-		}
-		return nil
-	}
-}
-
-// parseInt parses an integer as strconv.ParseInt(num, 10, 64) does: a
-// fraction or an exponent is not an integer.
-func parseInt(num []byte) (int64, bool) {
-	neg := len(num) > 0 && num[0] == '-'
-	if neg {
-		num = num[1:]
-	}
-	u, ok := parseUint(num)
-	switch {
-	case !ok:
-		return 0, false
-	case neg && u <= 1<<63:
-		return -int64(u), true
-	case !neg && u < 1<<63:
-		return int64(u), true
-	}
-	return 0, false
-}
-
-// parseUint parses an unsigned integer as strconv.ParseUint(num, 10, 64).
-func parseUint(num []byte) (uint64, bool) {
-	if len(num) == 0 {
-		return 0, false
-	}
-	var n uint64
-	for i, c := range num {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		if i >= 19 { // more than 19 digits may overflow: let strconv say
-			n, err := strconv.ParseUint(unsafe.String(&num[0], len(num)), 10, 64)
-			return n, err == nil
-		}
-		n = n*10 + uint64(c-'0')
-	}
-	return n, true
-}
-
-func float64Func(t reflect.Type) decodeFunc {
-	return func(d *decoder, p unsafe.Pointer) error {
-		start := d.i
-		num, ok, err := d.numberFor(t)
-		if !ok {
-			return err
-		}
-		f, ok := parseFloat(num, 64)
-		if !ok {
-			return numberError(num, start, t)
-		}
-		*(*float64)(p) = f
-		return nil
-	}
-}
-
-func float32Func(t reflect.Type) decodeFunc {
-	return func(d *decoder, p unsafe.Pointer) error {
-		start := d.i
-		num, ok, err := d.numberFor(t)
-		if !ok {
-			return err
-		}
-		f, ok := parseFloat(num, 32)
-		if !ok {
-			return numberError(num, start, t)
-		}
-		*(*float32)(p) = float32(f)
-		return nil
-	}
-}
-
-// float64pow10 and float32pow10 are the powers of ten that the types hold
-// exactly.
-var (
-	float64pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
-		1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
-	float32pow10 = [...]float32{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10}
-)
-
-// parseFloat parses a JSON number as strconv.ParseFloat(num, bits) does,
-// with its result: out of range is not ok. Numbers of up to 15 digits
-// without an exponent (prices, ratios, coordinates) are computed directly:
-// the digits and the power of ten are exact in a float64, so one division,
-// correctly rounded, is the correctly rounded value.
-func parseFloat(num []byte, bits int) (float64, bool) {
-	i, neg := 0, false
-	if num[0] == '-' {
-		i, neg = 1, true
-	}
-	var mant uint64
-	digits, exp := 0, 0
-	for ; i < len(num) && num[i] >= '0' && num[i] <= '9'; i++ {
-		mant = mant*10 + uint64(num[i]-'0')
-		digits++
-	}
-	if i < len(num) && num[i] == '.' {
-		for i++; i < len(num) && num[i] >= '0' && num[i] <= '9'; i++ {
-			mant = mant*10 + uint64(num[i]-'0')
-			digits++
-			exp--
-		}
-	}
-	var f float64
-	switch {
-	case i < len(num) || digits > 15: // an exponent, or too many digits
-		return parseFloatSlow(num, bits)
-	case bits == 64 && -exp < len(float64pow10):
-		f = float64(mant) / float64pow10[-exp]
-	case bits == 32 && mant < 1<<24 && -exp < len(float32pow10):
-		f = float64(float32(mant) / float32pow10[-exp])
-	default:
-		return parseFloatSlow(num, bits)
-	}
-	if neg {
-		f = -f
-	}
-	return f, true
-}
-
-func parseFloatSlow(num []byte, bits int) (float64, bool) {
-	// strconv does not keep its argument (its errors hold a copy), so it
-	// may read the record's bytes in place.
-	f, err := strconv.ParseFloat(unsafe.String(&num[0], len(num)), bits)
-	return f, err == nil
-}
-
 // unmarshalJSONFunc decodes a type with an UnmarshalJSON method by calling
 // it with the value's bytes, null included, as encoding/json does.
 func unmarshalJSONFunc(t reflect.Type) decodeFunc {
@@ -576,30 +381,46 @@ func decodeNewStrings(d *decoder, p unsafe.Pointer) error {
 	}
 	d.i++
 	d.space()
-	base := d.strs.len()
-	if d.peek() != ']' {
-		for {
-			var s string
-			if err := decodeString(d, unsafe.Pointer(&s)); err != nil {
-				n := d.strs.len() - base
-				d.strs.drop(base)
-				return inElement(err, n)
-			}
-			d.strs.push(s)
-			more, err := d.next(']')
-			if err != nil {
-				d.strs.drop(base)
-				return err
-			}
-			if !more {
-				break
-			}
-		}
-	} else {
+	if d.peek() == ']' {
 		d.i++
+		d.leave()
+		*(*[]string)(p) = []string{}
+		return nil
+	}
+	// The first few elements in an array on the stack, the others, if
+	// any, on d.strs.
+	var first [8]string
+	n, base := 0, d.strs.len()
+	for {
+		var s string
+		if err := decodeString(d, unsafe.Pointer(&s)); err != nil {
+			d.strs.drop(base)
+			return inElement(err, n)
+		}
+		if n < len(first) {
+			first[n] = s
+		} else {
+			d.strs.push(s)
+		}
+		n++
+		more, err := d.next(']')
+		if err != nil {
+			d.strs.drop(base)
+			return err
+		}
+		if !more {
+			break
+		}
 	}
 	d.leave()
-	out := d.strs.pop(base)
+	var out []string
+	out = d.strSlab.make(n)
+	copy(out, first[:min(n, len(first))])
+	for i := len(first); i < n; i++ {
+		j := base + i - len(first)
+		out[i] = d.strs.chunks[j/stackChunk][j%stackChunk]
+	}
+	d.strs.drop(base)
 	*(*[]string)(p) = out
 	return nil
 }

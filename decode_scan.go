@@ -37,6 +37,8 @@ type decoder struct {
 	buf     []byte        // unescaped strings
 	anys    stack[any]    // elements of the arrays being decoded into any
 	strs    stack[string] // elements of the []string being decoded
+	anySlab slab[any]     // the []any decoded
+	strSlab slab[string]  // the []string decoded
 }
 
 // space skips white space.
@@ -175,7 +177,19 @@ func (d *decoder) literal(word string) error {
 		d.i += len(word)
 		return nil
 	}
+	if rest := d.b[d.i:]; len(rest) < len(word) && string(rest) == word[:len(rest)] {
+		d.i = len(d.b) // cut short
+	}
 	return d.syntaxError("a value")
+}
+
+// Errors at the end of d.b leave d.i there: a probe tells by it that it ran
+// out of bytes rather than into something that is not JSON.
+
+// endError is the error of a string that starts at start and does not end.
+func (d *decoder) endError(start int) error {
+	d.i = len(d.b)
+	return errorf("the string at byte %d does not end", start)
 }
 
 // plainByte tells the bytes that a string holds as they are: printable
@@ -225,7 +239,7 @@ func (d *decoder) stringBytes() ([]byte, error) {
 			}
 		}
 		if i >= len(b) {
-			return nil, errorf("the string at byte %d does not end", d.i)
+			return nil, d.endError(d.i)
 		}
 		switch c := b[i]; {
 		case c == '"':
@@ -260,7 +274,7 @@ func (d *decoder) unescape(start, i int) ([]byte, error) {
 			return out, nil
 		case c == '\\':
 			if i+1 >= len(b) {
-				return nil, errorf("the string at byte %d does not end", start-1)
+				return nil, d.endError(start - 1)
 			}
 			switch e := b[i+1]; e {
 			case '"', '\\', '/':
@@ -278,6 +292,9 @@ func (d *decoder) unescape(start, i int) ([]byte, error) {
 			case 'u':
 				r := hex4(b[i+2:])
 				if r < 0 {
+					if len(b)-i < 6 {
+						return nil, d.endError(start - 1)
+					}
 					return nil, errorf("invalid \\u escape at byte %d", i)
 				}
 				i += 6
@@ -315,7 +332,7 @@ func (d *decoder) unescape(start, i int) ([]byte, error) {
 			i += size
 		}
 	}
-	return nil, errorf("the string at byte %d does not end", start-1)
+	return nil, d.endError(start - 1)
 }
 
 // hex4 reads four hex digits, or returns -1.
@@ -480,6 +497,10 @@ func (d *decoder) skipArray() error {
 
 // colon reads the ':' after a member name and the space around it.
 func (d *decoder) colon() error {
+	if i := d.i; i+2 < len(d.b) && d.b[i] == ':' && d.b[i+1] == ' ' && d.b[i+2] > ' ' {
+		d.i += 2 // as Python writes it
+		return nil
+	}
 	d.space()
 	if d.peek() != ':' {
 		return d.syntaxError("':' after a member name")
@@ -492,6 +513,10 @@ func (d *decoder) colon() error {
 // next reads what follows a value in an object or array closed by end:
 // a comma (more is true, and d.i is at the next value) or end.
 func (d *decoder) next(end byte) (more bool, err error) {
+	if i := d.i; i+2 < len(d.b) && d.b[i] == ',' && d.b[i+1] == ' ' && d.b[i+2] > ' ' {
+		d.i += 2 // as Python writes it
+		return true, nil
+	}
 	d.space()
 	switch d.peek() {
 	case ',':

@@ -1,16 +1,14 @@
 package kiwicache
 
 import (
-	"hash/maphash"
+	"encoding/binary"
 	"unsafe"
 )
 
-// internSeed seeds the hash of interned strings; any seed does.
-var internSeed = maphash.MakeSeed()
-
 // Every string a decoded record holds is a copy, so that nothing a snapshot
 // serves keeps the record's bytes alive. Copying one string per allocation
-// is what made decoding slow, so the decoder makes them in two cheaper ways:
+// is what made decoding slow, so the decoder makes them in two cheaper ways
+// (and small slices of strings or of any, the same way as the second):
 //
 //   - short strings that repeat (member names in values decoded into any,
 //     enum-like values such as "active" or "EUR") are interned: decoded once
@@ -80,7 +78,21 @@ func (d *decoder) internSlot(b []byte) *internSlot {
 	if d.names.slots == nil {
 		d.names.slots = make([]internSlot, internSlots)
 	}
-	return &d.names.slots[maphash.Bytes(internSeed, b)&(internSlots-1)]
+	// A quick hash of the length and the first and last 8 bytes: strings
+	// that differ elsewhere only take each other's slot.
+	h := uint64(len(b)) * 0x9e3779b97f4a7c15
+	switch {
+	case len(b) >= 8:
+		h ^= binary.LittleEndian.Uint64(b)
+		h = (h ^ h>>29) * 0xbf58476d1ce4e5b9
+		h ^= binary.LittleEndian.Uint64(b[len(b)-8:])
+	default:
+		for _, c := range b {
+			h = h<<8 | uint64(c)
+		}
+	}
+	h = (h ^ h>>32) * 0x94d049bb133111eb
+	return &d.names.slots[(h>>40)&(internSlots-1)]
 }
 
 // A stringArena copies strings into shared chunks.
@@ -134,9 +146,10 @@ func (s *stack[T]) push(v T) {
 	s.n++
 }
 
-// pop removes the elements from base up and returns them in a new slice.
-func (s *stack[T]) pop(base int) []T {
-	out := make([]T, s.n-base)
+// pop removes the elements from base up and returns them in a slice from
+// from.
+func (s *stack[T]) pop(base int, from *slab[T]) []T {
+	out := from.make(s.n - base)
 	for i := range out {
 		j := base + i
 		out[i] = s.chunks[j/stackChunk][j%stackChunk]
@@ -152,4 +165,31 @@ func (s *stack[T]) drop(base int) {
 		s.chunks[j/stackChunk][j%stackChunk] = zero // let them be collected
 	}
 	s.n = base
+}
+
+// A slab hands out small slices of T carved from shared chunks: one
+// allocation for hundreds of arrays of a few elements (the tags of each
+// item). Each slice has its length as capacity, so an append to it copies
+// it rather than write into its neighbour's elements.
+type slab[T any] struct {
+	free []T
+}
+
+// maxSlabbed is the longest slice taken from a slab; slabChunk its chunk.
+const (
+	maxSlabbed = 32
+	slabChunk  = 512
+)
+
+// make returns a new slice of n zero elements.
+func (s *slab[T]) make(n int) []T {
+	if n > maxSlabbed {
+		return make([]T, n)
+	}
+	if len(s.free) < n {
+		s.free = make([]T, slabChunk)
+	}
+	out := s.free[:n:n]
+	s.free = s.free[n:]
+	return out
 }

@@ -522,3 +522,38 @@ func TestHostileRecordsMemory(t *testing.T) {
 		}
 	}
 }
+
+// The quick paths for integers and short decimals read what the full
+// grammar and strconv read, and nothing else: on anything else they read
+// nothing and leave it to the full path.
+func TestQuickNumbers(t *testing.T) {
+	inputs := []string{"0", "-0", "7", "-7", "123456789012345678", "1234567890123456789", "-999999999999999999",
+		"01", "-", "-01", "1.5", "1e5", "1E5", "0.0", "-0.0", "12498.75", "1.", "1.e5", "123456789012345.6",
+		"12345678901234.5", "0.1234567890123456789", "5e-324", ".5", "+1", "1x", "1,", "1}", "1 "}
+	for i := range 5_000 {
+		inputs = append(inputs, strconv.Itoa(i*7919-10_000), strconv.FormatFloat(float64(i)*1.25-3000, 'f', -1, 64),
+			strconv.FormatFloat(float64(i)/7, 'f', 6, 64))
+	}
+	for _, in := range inputs {
+		d := decoder{b: []byte(in)}
+		if n, ok := d.quickInt(); ok {
+			text := in[:d.i]
+			want, err := strconv.ParseInt(text, 10, 64)
+			full := decoder{b: []byte(in)}
+			num, numErr := full.number()
+			if err != nil || want != n || numErr != nil || string(num) != text {
+				t.Errorf("quickInt(%q) = %d reading %q; strconv: %d, %v; grammar: %q, %v", in, n, text, want, err, num, numErr)
+			}
+		}
+		d = decoder{b: []byte(in)}
+		if f, ok := d.quickFloat64(); ok {
+			text := in[:d.i]
+			want, err := strconv.ParseFloat(text, 64)
+			full := decoder{b: []byte(in)}
+			num, numErr := full.number()
+			if err != nil || want != f || 1/want != 1/f || numErr != nil || string(num) != text {
+				t.Errorf("quickFloat64(%q) = %v reading %q; strconv: %v, %v; grammar: %q, %v", in, f, text, want, err, num, numErr)
+			}
+		}
+	}
+}
