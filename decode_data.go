@@ -205,7 +205,7 @@ func (s *memberSink[K, V]) put(k K) {
 		return
 	}
 	if len(s.pairs) >= s.budget {
-		own := make(map[K]V, len(s.pairs))
+		own := make(map[K]V) // as large as the keys are different, not as the pairs are many
 		for _, p := range s.pairs {
 			own[p.k] = p.v
 		}
