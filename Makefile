@@ -2,21 +2,32 @@
 #               tests use REDIS_URL, or a redis-server they start from PATH.
 # make example  the airlines example: a few lookups through the cache (an
 #               embedded miniredis unless REDIS_URL is set).
-# make fuzz     the record decoder's fuzz target, for FUZZTIME (60s).
 # make soak     a randomized mix of faults for SOAK (60s) on a real
 #               redis-server, with readers checking every value.
-# make bench    the benchmarks (reloads on a real redis-server, as the tests
-#               start it), benchstat-friendly, into bench.txt. Compare two
-#               runs with: go run golang.org/x/perf/cmd/benchstat@latest old.txt new.txt
+# make bench    the benchmarks of BENCHMARKS.md, benchstat-friendly: reloads
+#               side by side with the Python library's (same run, same record,
+#               same redis-server, started as the tests start it), memory,
+#               decode and refill into bench.txt; Get against other caches
+#               (bench/reads) into bench-reads.txt; then the tables.
+#               BIG=1 adds the 1,000,000-item record (100 MB; minutes).
+#               Compare two runs with:
+#               go run golang.org/x/perf/cmd/benchstat@latest old.txt new.txt
+# make plot     BENCHMARKS.svg (reload time against record size, Go and
+#               Python, log-log) from RESULTS (bench.txt by default).
+# make fuzz     each fuzz target for FUZZTIME: the record decoder, its
+#               agreement with encoding/json, its pieces in parallel.
 
 GO ?= go
 BENCH ?= .
 BENCHCOUNT ?= 6
 BENCHTIME ?= 500ms
+BENCHSIZES ?= 1000,10000,100000$(if $(BIG),$(comma)1000000)
+RESULTS ?= bench.txt
 FUZZTIME ?= 60s
+comma := ,
 SOAK ?= 60s
 
-.PHONY: test example bench fuzz soak
+.PHONY: test example bench plot fuzz soak
 
 test:
 	$(GO) vet ./...
@@ -26,10 +37,20 @@ example:
 	$(GO) run ./examples/airlines
 
 bench:
-	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) -timeout 5m . | tee bench.txt
+	KIWICACHE_BENCH_SIZES=$(BENCHSIZES) $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem \
+		-benchtime $(BENCHTIME) -count $(BENCHCOUNT) -timeout 90m . | tee bench.txt
+	cd bench/reads && $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) \
+		-count $(BENCHCOUNT) . | tee ../../bench-reads.txt
+	@echo
+	$(GO) run ./bench/report bench.txt bench-reads.txt
+
+plot:
+	$(GO) run ./bench/report -svg BENCHMARKS.svg $(RESULTS)
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzParallelDecode$$' -fuzztime $(FUZZTIME) .
 
 soak:
 	KIWICACHE_SOAK=$(SOAK) $(GO) test -race -count=1 -run '^TestSoak$$' -v -timeout 10m .

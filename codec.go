@@ -13,11 +13,11 @@ import (
 	"time"
 
 	// The Go team's encoding/json/v2 (standard from Go 1.27; this module mirrors
-	// it for Go 1.26). It is here for what encoding/json cannot do: a
-	// type-specific marshaler, so that every float is written as Python writes
-	// it ("5.0", not "5") wherever it sits in V, and a decoder that keeps every
-	// number exact inside any-typed values. With the v1 options below, values
-	// keep encoding/json's semantics.
+	// it for Go 1.26), for encoding. It is here for what encoding/json cannot
+	// do: a type-specific marshaler, so that every float is written as Python
+	// writes it ("5.0", not "5") wherever it sits in V. With the v1 options
+	// below, values keep encoding/json's semantics. Records are decoded by
+	// the package's own decoder (decode.go).
 	json "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	jsonv1 "github.com/go-json-experiment/json/v1"
@@ -49,22 +49,33 @@ type Codec[K comparable, V any] interface {
 // 0.4.5 (PROTOCOL.md), {"data": {...}, "timestamp": <float seconds>}.
 //
 // Keys are JSON member names: K must be a string or integer kind, or
-// implement encoding.TextMarshaler (and *K encoding.TextUnmarshaler). Values
-// are encoded and decoded with encoding/json's semantics, with two
-// differences that keep the data as Python has it: float64 and float32 values
-// are written with a '.' or an exponent (5.0), so that Python reads them back
-// as floats; and numbers decoded into any are Number, not float64.
-// Named float types (type Celsius float64) in V are written as floats too;
-// inside an any they are written as encoding/json writes them (5, not 5.0).
+// implement both encoding.TextMarshaler and (on *K) encoding.TextUnmarshaler.
+// Values are encoded and decoded with encoding/json's semantics (struct tags,
+// case-insensitive field names, UnmarshalJSON and UnmarshalText methods,
+// ...), with three differences that keep the data as Python has it:
+//   - float64 and float32 values are written with a '.' or an exponent (5.0),
+//     so that Python reads them back as floats; named float types (type
+//     Celsius float64) in V too, but inside an any they are written as
+//     encoding/json writes them (5, not 5.0);
+//   - numbers decoded into any are Number, with their exact text, not float64;
+//   - a record with invalid UTF-8 is malformed (encoding/json would replace
+//     the bytes, and merge keys that differ only by them), as it is for Python.
+//
+// Records are decoded by a decoder made for them: straight into the map, with
+// a plan per value type made once, on every core for large records, with
+// strings copied so that nothing keeps the record's bytes alive
+// (BENCHMARKS.md has its measurements against encoding/json and others).
 //
 // The zero value is ready to use.
 type JSONCodec[K comparable, V any] struct {
 	// Unmarshal, if set, decodes the data object's members in place of the
-	// default decoder: it is called, concurrently, with JSON objects to
-	// decode into a *map[K]V. It must keep encoding/json's semantics. For
-	// example sonic.ConfigStd.Unmarshal (github.com/bytedance/sonic) decodes
-	// the benchmark record 1.7 times as fast (see BENCHMARKS.md); leave it
-	// nil when V holds an any or a Number, which only the default keeps exact.
+	// built-in decoder: it is called, concurrently, with JSON objects (parts
+	// of the data object, checked as JSON first) to decode into a *map[K]V.
+	// It must keep encoding/json's semantics. It is for a decoder with
+	// semantics of its own; for speed, the built-in decoder is faster than
+	// sonic, goccy/go-json and encoding/json on the benchmark records
+	// (BENCHMARKS.md). Leave it nil when V holds an any or a Number, which
+	// only the built-in decoder keeps exact.
 	Unmarshal func(data []byte, v any) error
 }
 
@@ -101,17 +112,6 @@ var (
 		}),
 	))
 	jsonMarshalerType = reflect.TypeFor[jsonv1.Marshaler]()
-	decodeOptions     = json.JoinOptions(
-		jsonv1.DefaultOptionsV1(),
-		json.WithUnmarshalers(json.UnmarshalFromFunc(func(dec *jsontext.Decoder, v *any) error {
-			if dec.PeekKind() != '0' {
-				return errors.ErrUnsupported // not a number: the default any decoding
-			}
-			num, err := dec.ReadValue()
-			*v = Number(num)
-			return err
-		})),
-	)
 )
 
 // Encode writes rec as Python's kiwi-cache would: the two members in its order,

@@ -14,20 +14,24 @@ import (
 //     timestamp, no trailing data;
 //  2. the data object's members are decoded straight into the map, their
 //     values by a plan made once per type (decode_plan.go), strings copied;
-//  3. a large data object is cut into pieces, one per core, decoded at the
-//     same time. A piece begins after a comma that looks like one between
-//     two members; whether it really is, is known only when the piece
-//     before it has been decoded: that piece must end exactly at that comma,
-//     between two members. A piece whose start is not confirmed so is thrown
-//     away and the rest of the object is decoded in one piece, so the
-//     pieces never accept anything that decoding in one piece would refuse.
+//  3. a large data object is cut into pieces, decoded at the same time:
+//     this goroutine decodes them from the first on, straight into the map,
+//     while one per other core takes them from the last back, into slices
+//     of members that the map takes in when this goroutine gets there. A
+//     piece begins after a comma that looks like one between two members;
+//     whether it really is, is known only when the piece before it has been
+//     decoded: that piece must end exactly at that comma, between two
+//     members. A piece whose start is not confirmed so is thrown away and
+//     the rest of the object is decoded in one piece, so the pieces never
+//     accept anything that decoding in one piece would refuse.
 
 // minPiece is the smallest piece of a data object worth a goroutine.
 const minPiece = 32 << 10
 
-// maxPieces bounds the pieces, and so the memory of the ones decoded for
-// nothing when a cut turns out to be inside a value.
-const maxPieces = 8
+// maxPieces bounds the pieces a data object is cut into: more balance the
+// work of the cores better (one of them may be busy with something else);
+// each costs a probe of its cut.
+const maxPieces = 16
 
 // decodeJSONRecord decodes a record; hook, if not nil, decodes the data
 // object's members instead of the built-in decoder (JSONCodec.Unmarshal).

@@ -39,84 +39,71 @@ type dataDecoder[K comparable, V any] struct {
 func (dd *dataDecoder[K, V]) decode(d *decoder) (map[K]V, error) {
 	start, depth := d.i, d.depth
 	size := len(d.b) - start
-	pieces := min(runtime.GOMAXPROCS(0), size/minPiece, maxPieces)
 	var cuts []int
 	members := 0
-	if pieces >= 2 {
-		cuts, members = findCuts(d.b, start, pieces)
+	if workers := runtime.GOMAXPROCS(0) - 1; workers > 0 && size >= 2*minPiece {
+		cuts, members = findCuts(d.b, start, min(size/minPiece, maxPieces))
 	} else {
 		members = estimateMembers(d.b, start)
 	}
 	m := make(map[K]V, mapHint[K, V](members, size))
+	into := &memberSink[K, V]{m: m}
 	if len(cuts) == 0 {
-		if _, err := dd.members(d, &memberSink[K, V]{m: m}, true, false); err != nil {
+		if _, err := dd.members(d, into, true, false); err != nil {
 			return nil, err
 		}
 		return m, nil
 	}
 
-	// Pieces 1 and up are decoded by goroutines into slices of members,
-	// piece 0 by this one into the map returned, which then takes in the
-	// members of the others, in order; a piece that no goroutine has started
-	// when this one is free is decoded here, into the map. Once the outcome
-	// is known, stop tells the goroutines still at work to give up.
+	// This goroutine decodes the pieces from the first on, into the map;
+	// others take pieces from the last back, into slices of members that
+	// the map takes in when this one gets there. They meet where their
+	// speeds put them (a busy core does less). Once the outcome is known,
+	// stop tells the goroutines still at work to give up.
 	full := d.b
 	var stop atomic.Bool
 	defer stop.Store(true)
-	results := make([]pieceResult[K, V], len(cuts)) // result j is of piece j+1
-	for j := range results {
-		r := &results[j]
-		r.done = make(chan struct{})
-		limit := len(full)
-		if j+1 < len(cuts) {
-			limit = cuts[j+1] + 1 // up to the comma that ends the piece
+	pieces := make([]piece[K, V], len(cuts)+1) // piece j starts after cuts[j-1]
+	for j := range pieces {
+		p := &pieces[j]
+		p.from, p.limit = start, len(full)
+		if j > 0 {
+			p.from = cuts[j-1] + 1
 		}
-		r.run = func() {
-			defer close(r.done)
-			defer func() {
-				if p := recover(); p != nil {
-					r.err = &PanicError{Value: p, Stack: debug.Stack()}
-				}
-			}()
-			pd := &decoder{b: full[:limit], i: cuts[j] + 1, depth: depth + 1, stop: &stop}
-			share := members * (limit - cuts[j]) / size
-			r.out = newPairSink[K, V](share, limit-cuts[j])
-			r.ended, r.err = dd.members(pd, r.out, false, true)
-			r.aligned = r.err == nil && !r.ended && limit < len(full)
-			r.end = pd.i
+		if j < len(cuts) {
+			p.limit = cuts[j] + 1 // up to the comma that ends the piece
 		}
+		p.done = make(chan struct{})
+	}
+	share := func(p *piece[K, V]) int { return members * (p.limit - p.from) / size }
+	for range min(runtime.GOMAXPROCS(0)-1, len(cuts)) {
 		go func() {
-			if r.claimed.CompareAndSwap(false, true) {
-				r.run()
+			for j := len(pieces) - 1; j > 0; j-- {
+				p := &pieces[j]
+				if !p.owner.CompareAndSwap(unclaimed, byWorker) {
+					if p.owner.Load() == byFirst {
+						return // the first goroutine is past this piece
+					}
+					continue
+				}
+				p.decodeApart(dd, full, depth, share(p), &stop)
 			}
 		}()
 	}
-	into := &memberSink[K, V]{m: m}
-	d.b = full[:cuts[0]+1]
-	ended, err := dd.members(d, into, true, true)
-	d.b = full
-	if err != nil || ended {
-		stop.Store(true)
-		if err != nil { // at the end of piece 0, or a real error: decode it all here
-			d.i, d.depth = start, depth
-			_, err = dd.members(d, into, true, false)
-		}
-		return m, err
-	}
 
-	// Piece 0 starts at the object's '{' and ended at its closing comma,
-	// which confirms the start of piece 1; and so on.
-	for j := range results {
-		r := &results[j]
-		if r.claimed.CompareAndSwap(false, true) {
-			// No goroutine has started this piece: it is decoded here,
-			// into m, from its confirmed start.
-			limit := len(full)
-			if j+1 < len(cuts) {
-				limit = cuts[j+1] + 1
+	// Piece 0 starts at the object's '{'; each piece that ends exactly at
+	// its closing comma confirms the start of the next.
+	for j := range pieces {
+		p := &pieces[j]
+		if j == 0 || p.owner.CompareAndSwap(unclaimed, byFirst) {
+			if j == 0 {
+				p.owner.Store(byFirst)
 			}
-			d.b, d.i, d.depth = full[:limit], cuts[j]+1, depth+1
-			ended, err := dd.members(d, into, false, limit < len(full))
+			d.b, d.i, d.depth = full[:p.limit], p.from, depth+1
+			if j == 0 {
+				d.depth = depth
+			}
+			ended, err := dd.members(d, into, j == 0, p.limit < len(full))
 			d.b = full
 			if err == nil && ended {
 				d.depth = depth
@@ -125,22 +112,27 @@ func (dd *dataDecoder[K, V]) decode(d *decoder) (map[K]V, error) {
 			if err == nil {
 				continue // aligned at the next piece's start
 			}
-			r = &pieceResult[K, V]{err: err} // decoded again below, in full
-		} else {
-			<-r.done
-		}
-		if !r.aligned && !(r.ended && r.err == nil) {
-			// This piece was not decoded in full: the rest of the object is
-			// decoded here, from its confirmed start.
+			// An error, or a value that runs past the piece's end: decode
+			// the rest here, in full, from this confirmed start.
 			stop.Store(true)
-			d.i, d.depth = cuts[j]+1, depth+1
+			d.i, d.depth = p.from, depth+1
+			if j == 0 {
+				d.depth = depth
+			}
+			_, err = dd.members(d, into, j == 0, false)
+			return m, err
+		}
+		<-p.done
+		if !p.aligned && !(p.ended && p.err == nil) {
+			stop.Store(true)
+			d.i, d.depth = p.from, depth+1
 			_, err := dd.members(d, into, false, false)
 			return m, err
 		}
-		r.out.drainInto(m) // in record order: the last value of a key wins, as in Python
-		r.out = nil
-		if r.ended {
-			d.i, d.depth = r.end, depth
+		p.out.drainInto(m) // in record order: the last value of a key wins, as in Python
+		p.out = nil
+		if p.ended {
+			d.i, d.depth = p.end, depth
 			return m, nil
 		}
 	}
@@ -148,21 +140,44 @@ func (dd *dataDecoder[K, V]) decode(d *decoder) (map[K]V, error) {
 	return nil, errorf("the data object at byte %d does not end", start)
 }
 
-// errStopped ends the decoding of a piece whose outcome no longer matters.
-var errStopped = errors.New("stopped")
-
-// A pieceResult is what decoding one piece found.
-type pieceResult[K comparable, V any] struct {
-	claimed atomic.Bool
-	run     func()
-	done    chan struct{}
+// A piece is a part of a data object, between two commas that may separate
+// its members, and what decoding it apart found.
+type piece[K comparable, V any] struct {
+	from, limit int           // it starts at from, and ends at limit-1, its comma
+	owner       atomic.Int32  // which goroutine decodes it
+	done        chan struct{} // closed when a worker has decoded it
 
 	out     *memberSink[K, V]
-	ended   bool // at the object's '}', end
+	ended   bool // at the object's '}', at end
 	aligned bool // at the comma that ends the piece
 	end     int
 	err     error
 }
+
+// Owners of a piece.
+const (
+	unclaimed = iota
+	byFirst   // the goroutine that decodes the first piece, into the map
+	byWorker  // a goroutine that decodes it apart
+)
+
+// decodeApart decodes the piece into pairs, on a goroutine of its own.
+func (p *piece[K, V]) decodeApart(dd *dataDecoder[K, V], full []byte, depth, members int, stop *atomic.Bool) {
+	defer close(p.done)
+	defer func() {
+		if r := recover(); r != nil {
+			p.err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	pd := &decoder{b: full[:p.limit], i: p.from, depth: depth + 1, stop: stop}
+	p.out = newPairSink[K, V](members, p.limit-p.from)
+	p.ended, p.err = dd.members(pd, p.out, false, true)
+	p.aligned = p.err == nil && !p.ended && p.limit < len(full)
+	p.end = pd.i
+}
+
+// errStopped ends the decoding of a piece whose outcome no longer matters.
+var errStopped = errors.New("stopped")
 
 // A memberSink takes the decoded members: into a map, or, for a piece decoded
 // beside the map being filled, into a slice of pairs that the map takes in
@@ -355,17 +370,12 @@ const (
 // nested object is followed by that object's end; one inside a string, most
 // likely by something that is not a member). members estimates the object's.
 func findCuts(b []byte, start, pieces int) (cuts []int, members int) {
-	// Piece 0 is smaller than the others: the goroutine that decodes it then
-	// puts the members of the others in the map, which takes about half as
-	// long as decoding them.
-	const first = 0.4
-	step := float64(len(b)-start) / (float64(pieces) - 1 + first)
-	window := probeWindow(int(step))
+	step := (len(b) - start) / pieces
+	window := probeWindow(step)
 	probed, spans := 0, 0
 	from := start
 	for j := 1; j < pieces; j++ {
-		at := start + int(step*(float64(j)-1+first))
-		cut, n, span := findCut(b, max(at, from+1), window)
+		cut, n, span := findCut(b, max(start+j*step, from+1), window)
 		if cut < 0 {
 			break
 		}

@@ -161,9 +161,10 @@ func isJSONNumber(b []byte) bool {
 	return err == nil && d.i == len(b)
 }
 
-// str copies a string of the record: interned if short.
+// str copies a string value of the record: interned if it is short enough to
+// be a code or a state that items share (names and ids rarely are).
 func (d *decoder) str(b []byte) string {
-	if len(b) <= maxInterned {
+	if len(b) <= maxInternedValue {
 		return d.intern(b)
 	}
 	return d.strings.copy(b)

@@ -17,8 +17,12 @@ import (
 //     one allocation for many strings. A chunk stays in memory as long as one
 //     of its strings does: while the snapshot is served, all of them are.
 
-// maxInterned is the length up to which strings are interned.
-const maxInterned = 16
+// maxInterned is the length up to which member names and strings in any
+// are interned; maxInternedValue, strings in typed values.
+const (
+	maxInterned      = 16
+	maxInternedValue = 8
+)
 
 // An internTable maps short strings to one copy each. It is a fixed-size,
 // direct-mapped table: a new string takes the slot of the one it collides
@@ -32,7 +36,7 @@ type internSlot struct {
 	any any // s as an any, made on first use (see internAny)
 }
 
-// internSlots is the table's size, a power of two.
+// internSlots is the table's largest size, a power of two.
 const internSlots = 1024
 
 // intern returns a string equal to b, shared with earlier calls.
@@ -76,7 +80,13 @@ func (d *decoder) internNumber(b []byte) any {
 
 func (d *decoder) internSlot(b []byte) *internSlot {
 	if d.names.slots == nil {
-		d.names.slots = make([]internSlot, internSlots)
+		// A slot per 256 bytes of the record, up to internSlots: a small
+		// record has few strings to share.
+		n := 64
+		for n < internSlots && n*256 < len(d.b) {
+			n *= 2
+		}
+		d.names.slots = make([]internSlot, n)
 	}
 	// A quick hash of the length and the first and last 8 bytes: strings
 	// that differ elsewhere only take each other's slot.
@@ -92,7 +102,7 @@ func (d *decoder) internSlot(b []byte) *internSlot {
 		}
 	}
 	h = (h ^ h>>32) * 0x94d049bb133111eb
-	return &d.names.slots[(h>>40)&(internSlots-1)]
+	return &d.names.slots[(h>>40)&uint64(len(d.names.slots)-1)]
 }
 
 // A stringArena copies strings into shared chunks.

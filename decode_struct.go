@@ -2,6 +2,7 @@ package kiwicache
 
 import (
 	"cmp"
+	"encoding/binary"
 	"reflect"
 	"slices"
 	"strings"
@@ -16,13 +17,19 @@ type structPlan struct {
 	fields []fieldPlan    // in the order of their index sequences, as encoding/json
 	exact  map[string]int // name -> field, for structs with many fields
 	folded map[string]int // case-folded name -> the first field with it
+	// foldedLengths has bit n set if a folded name has n bytes, and all
+	// bits if one has 64 or more.
+	foldedLengths uint64
 }
 
 // A fieldPlan is one field that a member name can fill.
 type fieldPlan struct {
-	name   string
-	plain  bool    // name has only plain bytes (see plainByte): it appears as itself in JSON
-	offset uintptr // from the struct, or from the last embedded pointer
+	// quoted holds the bytes of a short name and a closing quote, as a
+	// little-endian word under quotedMask; 0 if the name is longer.
+	quoted, quotedMask uint64
+	name               string
+	plain              bool    // name has only plain bytes (see plainByte): it appears as itself in JSON
+	offset             uintptr // from the struct, or from the last embedded pointer
 	// through holds the embedded struct pointers on the way to the field
 	// (followed, and allocated if nil, in order), if any.
 	through []embeddedPointer
@@ -44,6 +51,12 @@ func (b *planBuilder) structFunc(t reflect.Type) decodeFunc {
 	s := &structPlan{typ: t, folded: map[string]int{}}
 	for i, f := range fields {
 		fp := fieldPlan{name: f.name, plain: isPlain(f.name)}
+		if fp.plain && len(f.name) <= 7 {
+			var word [8]byte
+			copy(word[:], f.name+`"`)
+			fp.quoted = binary.LittleEndian.Uint64(word[:])
+			fp.quotedMask = 1<<(8*(len(f.name)+1)) - 1
+		}
 		cur := t
 		for depth, index := range f.index {
 			sf := cur.Field(index)
@@ -66,6 +79,11 @@ func (b *planBuilder) structFunc(t reflect.Type) decodeFunc {
 		folded := string(appendFoldedName(nil, []byte(f.name)))
 		if _, ok := s.folded[folded]; !ok {
 			s.folded[folded] = i
+		}
+		if len(folded) < 64 {
+			s.foldedLengths |= 1 << len(folded)
+		} else {
+			s.foldedLengths = ^uint64(0)
 		}
 	}
 	if len(s.fields) > exactLookupFields {
@@ -96,6 +114,19 @@ func (s *structPlan) lookup(name []byte, hint int) int {
 			}
 		}
 	}
+	// Case-insensitively. An ASCII name folds to a name of its length: if no
+	// field's folded name has that length, none matches (most names of
+	// members that no field takes, in records with more than V holds).
+	ascii := true
+	for _, c := range name {
+		if c >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if ascii && len(name) < 64 && s.foldedLengths&(1<<len(name)) == 0 {
+		return -1
+	}
 	var buf [64]byte
 	if i, ok := s.folded[string(appendFoldedName(buf[:0], name))]; ok {
 		return i
@@ -110,9 +141,14 @@ func (s *structPlan) quickMatch(d *decoder, hint int) int {
 	if hint >= len(s.fields) || !s.fields[hint].plain {
 		return -1
 	}
-	name := s.fields[hint].name
-	end := d.i + 1 + len(name)
-	if end >= len(d.b) || d.b[end] != '"' || string(d.b[d.i+1:end]) != name {
+	f := &s.fields[hint]
+	end := d.i + 1 + len(f.name)
+	if f.quoted != 0 && d.i+9 <= len(d.b) {
+		// A name of up to 7 bytes and its closing quote, in one word.
+		if binary.LittleEndian.Uint64(d.b[d.i+1:])&f.quotedMask != f.quoted {
+			return -1
+		}
+	} else if end >= len(d.b) || d.b[end] != '"' || string(d.b[d.i+1:end]) != f.name {
 		return -1
 	}
 	d.i = end + 1

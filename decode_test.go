@@ -36,12 +36,10 @@ var coreCounts = []int{1, 2, 4, 8}
 func TestParallelDecode(t *testing.T) {
 	const n = 10_000
 	rec := pythonRecord(n, benchTimestamp)
+	if cuts, _ := findCuts(rec, len(`{"data": `), maxPieces); len(cuts) != maxPieces-1 {
+		t.Fatalf("%d cuts in the %d-byte record, want %d", len(cuts), len(rec), maxPieces-1)
+	}
 	for _, cores := range coreCounts {
-		if cores > 1 {
-			if cuts, _ := findCuts(rec, len(`{"data": `), cores); len(cuts) != cores-1 {
-				t.Fatalf("%d cores: %d cuts in the %d-byte record, want %d", cores, len(cuts), len(rec), cores-1)
-			}
-		}
 		typed := must(decodeAt[string, item](cores, rec))
 		if want := benchItemsData(n); !reflect.DeepEqual(typed.Data, want) {
 			t.Errorf("%d cores: typed decode differs from the source data (%d items, want %d)", cores, len(typed.Data), len(want))
@@ -135,14 +133,15 @@ func TestParallelAcceptsWhatSequentialAccepts(t *testing.T) {
 		"comma in an item":    insertAt(good, bytes.Index(good, []byte(`, "k3000"`))-1, ","),
 		"empty member list":   []byte(`{"data": {,}, "timestamp": 1.5}`),
 	}
-	// Doubled commas at every cut made for 2 to 8 pieces, and at every 1/50.
-	for _, cores := range coreCounts[1:] {
-		cuts, _ := findCuts(good, data, cores)
-		for i, cut := range cuts {
-			variants[fmt.Sprintf("doubled comma at cut %d of %d", i, cores)] = insertAt(good, cut, ",")
-			variants[fmt.Sprintf("comma after cut %d of %d", i, cores)] = insertAt(good, cut+1, " ,")
-			variants[fmt.Sprintf("trailing comma before cut %d of %d", i, cores)] = insertAt(good, cut-1, ",")
-		}
+	// Doubled commas at every cut the decoder makes in it, and at every 1/50.
+	cuts, _ := findCuts(good, data, min((len(good)-data)/minPiece, maxPieces))
+	if len(cuts) < 2 {
+		t.Fatalf("the %d-byte record is cut in %d places", len(good), len(cuts))
+	}
+	for i, cut := range cuts {
+		variants[fmt.Sprintf("doubled comma at cut %d", i)] = insertAt(good, cut, ",")
+		variants[fmt.Sprintf("comma after cut %d", i)] = insertAt(good, cut+1, " ,")
+		variants[fmt.Sprintf("trailing comma before cut %d", i)] = insertAt(good, cut-1, ",")
 	}
 	for i := 1; i < 50; i++ {
 		at := data + len(good)*i/50
