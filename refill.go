@@ -127,6 +127,7 @@ func (c *Cache[K, V]) loadAndSave(ctx context.Context) (*Record[K, V], error) {
 	}
 	rec.size = len(b)
 	c.cfg.metrics.Count(c.name, StatusSuccess)
+	c.publishWrite(ctx, rec.Timestamp, len(b))
 	return rec, nil
 }
 
@@ -202,7 +203,10 @@ func (c *Cache[K, V]) keepRecordAlive(ctx context.Context) {
 		c.log.ErrorContext(ctx, "kiwicache.save_failed", "key", c.key, "error", err)
 		return
 	}
-	if err := c.rdb.SetNX(ctx, c.key, b, c.recordTTL()).Err(); err != nil {
+	written, err := c.rdb.SetNX(ctx, c.key, b, c.recordTTL()).Result()
+	if err != nil {
 		c.redisError(ctx, "kiwicache.save_failed", "SET NX", err)
+	} else if written {
+		c.publishWrite(ctx, s.timestamp, len(b))
 	}
 }
