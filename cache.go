@@ -471,6 +471,7 @@ func (c *Cache[K, V]) encode(rec *Record[K, V]) (b []byte, err error) {
 // redisError counts and logs a failed Redis command and returns the error to
 // pass on.
 func (c *Cache[K, V]) redisError(ctx context.Context, event, command string, err error) error {
+	refreshClusterState(c.rdb) // after a failover, find the promoted master: see notify.go
 	c.cfg.metrics.Count(c.name, StatusRedisError)
 	c.log.ErrorContext(ctx, event, "key", c.key, "error", err)
 	return fmt.Errorf("%w: %s %s: %w", ErrRedis, command, c.key, err)

@@ -246,6 +246,16 @@ func (c *Cache[K, V]) publishWrite(ctx context.Context, ts time.Time, size int) 
 	}
 }
 
+// refreshClusterState makes a ClusterClient read the cluster's slots again
+// after a failed command. go-redis does so by itself only on MOVED, or every
+// ClusterStateReloadInterval (a minute): after a failover, its commands would
+// go to the dead master until then. (go-redis runs one reload at a time.)
+func refreshClusterState(rdb redis.UniversalClient) {
+	if cc, ok := rdb.(*redis.ClusterClient); ok && cc != nil {
+		cc.ReloadState(context.Background())
+	}
+}
+
 // A pushListener is what a notifier tells of writes: a Cache.
 type pushListener interface {
 	Key() string
@@ -461,8 +471,6 @@ func (n *notifier) run() {
 			node.stop()
 		}
 	}()
-	tick := time.NewTicker(30 * time.Second)
-	defer tick.Stop()
 	for {
 		if n.cluster != nil {
 			n.reconcileCluster()
@@ -478,11 +486,17 @@ func (n *notifier) run() {
 		for _, node := range nodes {
 			node.syncChannels()
 		}
+		// While a master is unreachable, look for its promoted replica
+		// often; the rest of the time, now and then for resharding.
+		wait := 30 * time.Second
+		if n.cluster != nil && !n.isConnected() {
+			wait = 500 * time.Millisecond
+		}
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-n.kick:
-		case <-tick.C:
+		case <-time.After(wait):
 		}
 	}
 }
