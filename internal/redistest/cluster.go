@@ -40,7 +40,8 @@ func StartCluster(masters, replicas int, args ...string) (*Cluster, error) {
 		s, err := Start(append([]string{"--cluster-enabled", "yes",
 			"--cluster-config-file", "nodes.conf",
 			"--cluster-node-timeout", fmt.Sprint(ClusterNodeTimeout.Milliseconds()),
-			"--cluster-port", fmt.Sprint(bus)}, args...)...)
+			"--cluster-port", fmt.Sprint(bus),
+			"--repl-diskless-sync-delay", "0"}, args...)...)
 		if err != nil {
 			c.Stop()
 			return nil, err

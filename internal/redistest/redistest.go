@@ -91,14 +91,18 @@ func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
 
 // Restart starts the server again after Kill (or for the first time), with
 // no data (nothing is saved), and waits until it accepts connections.
-func (s *Server) Restart() error {
+func (s *Server) Restart() error { return s.RestartWith() }
+
+// RestartWith is Restart with more configuration for this start only (such
+// as "--replicaof", host, port).
+func (s *Server) RestartWith(extra ...string) error {
 	if s.cmd != nil {
 		return fmt.Errorf("redis-server on port %d is running", s.Port)
 	}
 	args := append(slices.Clone(s.first), "--port", fmt.Sprint(s.Port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.Dir,
 		"--logfile", filepath.Join(s.Dir, "redis.log"))
-	for _, a := range s.args { // later settings win
+	for _, a := range append(slices.Clone(s.args), extra...) { // later settings win
 		args = append(args, strings.ReplaceAll(a, "{port}", fmt.Sprint(s.Port)))
 	}
 	s.cmd = exec.Command(s.bin, args...)

@@ -29,6 +29,9 @@ type Sentinel struct {
 // master and the replica.
 func StartSentinel(args ...string) (*Sentinel, error) {
 	d := &Sentinel{}
+	// A replica that (re)joins syncs at once, not after the default 5 s
+	// wait for more replicas to share the transfer.
+	args = append([]string{"--repl-diskless-sync-delay", "0"}, args...)
 	master, err := Start(args...)
 	if err != nil {
 		return nil, err
@@ -50,7 +53,7 @@ func StartSentinel(args ...string) (*Sentinel, error) {
 		conf := filepath.Join(s.Dir, "sentinel.conf")
 		text := fmt.Sprintf("sentinel monitor %[1]s 127.0.0.1 %[2]d 2\n"+
 			"sentinel down-after-milliseconds %[1]s %[3]d\n"+
-			"sentinel failover-timeout %[1]s 5000\n"+
+			"sentinel failover-timeout %[1]s 2000\n"+
 			"sentinel parallel-syncs %[1]s 1\n", SentinelMaster, master.Port, SentinelDownAfter.Milliseconds())
 		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 			s.Stop()
@@ -166,4 +169,23 @@ func (d *Sentinel) Stop() {
 	for _, s := range d.Data {
 		s.Stop()
 	}
+}
+
+// WaitReplica waits until s (an old master started again as a replica) is in
+// sync with the current master.
+func (d *Sentinel) WaitReplica(s *Server, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+time.Second)
+	defer cancel()
+	return waitFor(timeout, "the old master is a replica in sync", func() (bool, error) {
+		role, err := Info(ctx, s.Addr(), "role")
+		if err != nil || role != "slave" {
+			return false, err
+		}
+		if link, err := Info(ctx, s.Addr(), "master_link_status"); err != nil || link != "up" {
+			return false, err
+		}
+		// The Sentinels need not have noticed yet: while the master is down
+		// they refresh what they know of its replicas every second.
+		return true, nil
+	})
 }
