@@ -25,9 +25,11 @@ import (
 
 // Defaults of the push and spreading options.
 const (
-	// DefaultPushSpread is the window over which the processes notified of a
-	// write spread their reads of the record (see WithPushSpread).
-	DefaultPushSpread = 20 * time.Millisecond
+	// DefaultPushSpreadPerMB is, per megabyte (10^6 bytes) of the record a
+	// process serves, the window over which the processes notified of a write
+	// spread their reads of the record, unless WithPushSpread sets a window:
+	// a 100 KB record is read within 1 ms, a 10 MB one within 100 ms.
+	DefaultPushSpreadPerMB = 10 * time.Millisecond
 	// DefaultReloadJitter is the fraction by which each reload period varies
 	// at random around ReloadTTL (see WithReloadJitter).
 	DefaultReloadJitter = 0.1
@@ -65,7 +67,8 @@ func WithoutPush() Option {
 // WithPushSpread sets the window over which processes spread their reads
 // after a notification: each waits a random time in [0, d) before it reads
 // the record, so that a fleet does not fetch a big record from one Redis
-// shard in the same millisecond. 0 reads at once. Default: DefaultPushSpread.
+// shard in the same millisecond. 0 reads at once. Default: in proportion to
+// the size of the record served, DefaultPushSpreadPerMB per megabyte.
 // SCALING.md explains how to size it for a fleet and a record.
 func WithPushSpread(d time.Duration) Option {
 	return func(c *config) {
@@ -98,9 +101,10 @@ type pushConfig struct {
 	jitterSet bool
 }
 
-func (p pushConfig) spreadWindow() time.Duration {
+// spreadWindow is the push spread for a record of size bytes.
+func (p pushConfig) spreadWindow(size int) time.Duration {
 	if !p.spreadSet {
-		return DefaultPushSpread
+		return time.Duration(float64(size) / 1e6 * float64(DefaultPushSpreadPerMB))
 	}
 	return p.spread
 }
@@ -149,13 +153,15 @@ func (c *Cache[K, V]) stopPush() {
 // it, or notifications may have been missed (the subscription came back, the
 // database was flushed). The Cache reads the record soon after, at a random
 // moment within the push spread; an unchanged record costs a tail check.
+
 // A Cache that has not served anything yet does nothing: its first read loads.
 func (c *Cache[K, V]) notified(at time.Time) {
 	c.push.last.Store(at.UnixNano())
-	if c.snap.Load() == nil || !c.push.pending.CompareAndSwap(false, true) {
+	s := c.snap.Load()
+	if s == nil || !c.push.pending.CompareAndSwap(false, true) {
 		return
 	}
-	time.AfterFunc(randomDuration(c.cfg.push.spreadWindow()), c.reloadAfterNotification)
+	time.AfterFunc(randomDuration(c.cfg.push.spreadWindow(s.recordSize)), c.reloadAfterNotification)
 }
 
 // reloadAfterNotification starts a reload. A reload that is already running
