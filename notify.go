@@ -333,8 +333,8 @@ type notifier struct {
 
 	mu        sync.Mutex
 	listeners map[string]map[pushListener]struct{} // by record key
-	nodes     map[string]*pushNode                  // by address
-	routes    map[string]string                     // cluster: channel -> address of its shard's master
+	nodes     map[string]*pushNode                 // by address
+	routes    map[string]string                    // cluster: channel -> address of its shard's master
 }
 
 func newNotifier(rdb redis.UniversalClient, log *slog.Logger) *notifier {

@@ -37,7 +37,7 @@ type Server struct {
 	// first go before every other argument: a sentinel's config file.
 	first []string
 	cmd   *exec.Cmd
-	done chan struct{} // closed when cmd has exited
+	done  chan struct{} // closed when cmd has exited
 }
 
 // Start starts a redis-server with extra configuration arguments (as on its
