@@ -5,7 +5,7 @@
 // instance is a goroutine with its own Redis client (its own connections and
 // its own push subscription) and its own Cache, reading continuously.
 //
-//	go run ./bench/fleet [-instances 50] [-items 116000] [-period 1s] [-periods 10] [-spread -1] [-partitions 1] [-gzip]
+//	go run ./bench/fleet [-instances 50] [-items 116000] [-period 1s] [-periods 10] [-change] [-spread -1] [-partitions 1] [-gzip]
 //
 // It starts its own redis-server (from PATH), so that the server's counters
 // (INFO stats, commandstats, cpu) count this fleet only. SCALING.md reports
@@ -49,8 +49,9 @@ func main() {
 	spread := flag.Duration("spread", -1, "WithPushSpread (default: the library's, by record size)")
 	partitions := flag.Int("partitions", 1, "split the dataset into this many records (WithSuffix); a change touches one")
 	gz := flag.Bool("gzip", false, "write records gzip-compressed (a Codec for Go-only fleets)")
+	change := flag.Bool("change", true, "measure one change of the record (use a long -period: only push then brings it)")
 	flag.Parse()
-	if err := run(*instances, *items, *period, *periods, *spread, *partitions, *gz); err != nil {
+	if err := run(*instances, *items, *period, *periods, *spread, *partitions, *gz, *change); err != nil {
 		fmt.Fprintln(os.Stderr, "fleet:", err)
 		os.Exit(1)
 	}
@@ -164,7 +165,7 @@ func (c counters) callList() string {
 	return strings.Join(parts, ", ")
 }
 
-func run(instances, items int, period time.Duration, periods int, spread time.Duration, partitions int, gz bool) error {
+func run(instances, items int, period time.Duration, periods int, spread time.Duration, partitions int, gz, change bool) error {
 	ctx := context.Background()
 	srv, err := redistest.Start()
 	if err != nil {
@@ -303,6 +304,10 @@ func run(instances, items int, period time.Duration, periods int, spread time.Du
 	if periods > 0 {
 		fmt.Printf("unchanged, per instance per period: %.2f commands, %.0f bytes in, %.0f bytes out (Redis CPU %.2f ms per period for the fleet) [%s]\n",
 			float64(d.commands)/per, float64(d.in)/per, float64(d.out)/per, d.cpu*1000/float64(periods), d.callList())
+	}
+
+	if !change {
+		return nil
 	}
 
 	// One change, of partition 0.
