@@ -116,8 +116,8 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
-	// An unchanged record is checked by its tail on the node that holds it,
-	// without a GET; a changed one is read.
+	// A periodic reload checks an unchanged record by its length and tail on
+	// the node that holds it, without a GET; a changed one is read.
 	t.Run("TailCheck", func(t *testing.T) {
 		rdb := newClusterClient(t, cl)
 		name := uniqueName(t)
@@ -131,7 +131,7 @@ func TestCluster(t *testing.T) {
 		}
 		node := m.Options().Addr
 		gets, ranges := commandCalls(t, node, "get"), commandCalls(t, node, "getrange")
-		if err := c.Reload(t.Context()); err != nil {
+		if err := c.reloadWithAttempts(t.Context(), checkTail); err != nil {
 			t.Fatal(err)
 		}
 		if n := commandCalls(t, node, "get") - gets; n != 0 {
@@ -141,11 +141,15 @@ func TestCluster(t *testing.T) {
 			t.Errorf("reload of an unchanged record ran GETRANGE %d times, want 1", n)
 		}
 		writeRecordAs(t, rdb, key, versionData(10, 2))
-		if err := c.Reload(t.Context()); err != nil {
+		gets = commandCalls(t, node, "get")
+		if err := c.reloadWithAttempts(t.Context(), checkTail); err != nil {
 			t.Fatal(err)
 		}
 		if v := versionOf(t, c); v != "v2" {
 			t.Errorf("after a change, serves %s, want v2", v)
+		}
+		if n := commandCalls(t, node, "get") - gets; n != 1 {
+			t.Errorf("reload of a changed record ran GET %d times, want 1", n)
 		}
 	})
 
@@ -185,7 +189,7 @@ func TestCluster(t *testing.T) {
 		var caches []*Cache[string, item]
 		for _, name := range names {
 			writeRecordAs(t, rdb, "resource:"+name, versionData(10, 1))
-			c := mustNew(t, name, rdb, LoaderFunc[string, item](staticData(versionData(10, 0))), WithReloadTTL(time.Hour))
+			c := mustNewListening(t, name, rdb, LoaderFunc[string, item](staticData(versionData(10, 0))), WithReloadTTL(time.Hour))
 			versionOf(t, c)
 			caches = append(caches, c)
 		}
@@ -226,7 +230,7 @@ func TestCluster(t *testing.T) {
 		logs := &logBuffer{}
 		var caches []*Cache[string, item]
 		for _, name := range names {
-			c := mustNew(t, name, rdb, LoaderFunc[string, item](staticData(versionData(10, 1))),
+			c := mustNewListening(t, name, rdb, LoaderFunc[string, item](staticData(versionData(10, 1))),
 				WithReloadTTL(time.Hour), WithLogger(logs.logger()))
 			versionOf(t, c)
 			caches = append(caches, c)
@@ -288,7 +292,7 @@ func testFailover(t *testing.T, newClient func() redis.UniversalClient,
 			t.Log(logs)
 		}
 	}()
-	reader := mustNew(t, name, newClient(), LoaderFunc[string, item](staticData(versionData(10, 1))),
+	reader := mustNewListening(t, name, newClient(), LoaderFunc[string, item](staticData(versionData(10, 1))),
 		WithReloadTTL(100*time.Millisecond), WithCacheTTL(time.Minute), WithLogger(logs.logger()))
 	versionOf(t, reader)
 	eventually(t, "the reader listens", func() bool { return reader.Health().PushConnected })

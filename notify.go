@@ -134,10 +134,10 @@ func (c *Cache[K, V]) startPush() {
 	if c.cfg.push.off {
 		return
 	}
-	c.push.sub = listen(c.rdb, c, c.log)
+	c.push.sub = listen(c.record.rdb, c, c.log)
 	if c.push.sub == nil {
-		c.log.Info("kiwicache.push_unavailable", "key", c.key,
-			"reason", fmt.Sprintf("client type %T cannot subscribe; reloads every ReloadTTL", c.rdb))
+		c.log.Info("kiwicache.push_unavailable", "key", c.record.key,
+			"reason", fmt.Sprintf("client type %T cannot subscribe; reloads every ReloadTTL", c.record.rdb))
 	}
 }
 
@@ -149,19 +149,27 @@ func (c *Cache[K, V]) stopPush() {
 	}
 }
 
-// notified is called when the record may have changed: a notification named
-// it, or notifications may have been missed (the subscription came back, the
-// database was flushed). The Cache reads the record soon after, at a random
-// moment within the push spread; an unchanged record costs a tail check.
-
-// A Cache that has not served anything yet does nothing: its first read loads.
+// notified is called when a notification says that the record may have
+// changed: it named the record, or the database was flushed. The Cache reads
+// the record soon after, at a random moment within the push spread; an
+// unchanged record costs a tail check. A Cache that has not served anything
+// yet does not: its first read loads.
 func (c *Cache[K, V]) notified(at time.Time) {
 	c.push.last.Store(at.UnixNano())
+	c.reloadSoon()
+}
+
+// resubscribed is called when the subscription is (again) in place:
+// notifications may have been missed while it was not. The Cache reads the
+// record as after a notification.
+func (c *Cache[K, V]) resubscribed() { c.reloadSoon() }
+
+func (c *Cache[K, V]) reloadSoon() {
 	s := c.snap.Load()
 	if s == nil || !c.push.pending.CompareAndSwap(false, true) {
 		return
 	}
-	time.AfterFunc(randomDuration(c.cfg.push.spreadWindow(s.recordSize)), c.reloadAfterNotification)
+	time.AfterFunc(randomDuration(c.cfg.push.spreadWindow(s.size())), c.reloadAfterNotification)
 }
 
 // reloadAfterNotification starts a reload. A reload that is already running
@@ -169,13 +177,13 @@ func (c *Cache[K, V]) notified(at time.Time) {
 // that one, then starts another.
 func (c *Cache[K, V]) reloadAfterNotification() {
 	c.mu.Lock()
-	running := c.flight
+	running := c.reloading
 	c.mu.Unlock()
 	if running != nil {
 		<-running.done
 	}
 	c.push.pending.Store(false)
-	c.startReload()
+	c.startReload(checkTail)
 }
 
 // pushHealth reports, for Health, whether the Cache is listening and when
@@ -236,19 +244,19 @@ func PushPayload(ts time.Time, size int) string {
 // logged, not returned: the write itself succeeded, and the others see it at
 // their next reload.
 func (c *Cache[K, V]) publishWrite(ctx context.Context, ts time.Time, size int) {
-	channel, payload := PushChannel(c.key), PushPayload(ts, size)
+	channel, payload := PushChannel(c.record.key), PushPayload(ts, size)
 	var err error
-	if _, cluster := c.rdb.(*redis.ClusterClient); cluster && !c.push.plainPublish.Load() {
-		err = c.rdb.SPublish(ctx, channel, payload).Err()
+	if _, cluster := c.record.rdb.(*redis.ClusterClient); cluster && !c.push.plainPublish.Load() {
+		err = c.record.rdb.SPublish(ctx, channel, payload).Err()
 		if isUnknownCommand(err) {
 			c.push.plainPublish.Store(true)
-			err = c.rdb.Publish(ctx, channel, payload).Err()
+			err = c.record.rdb.Publish(ctx, channel, payload).Err()
 		}
 	} else {
-		err = c.rdb.Publish(ctx, channel, payload).Err()
+		err = c.record.rdb.Publish(ctx, channel, payload).Err()
 	}
 	if err != nil {
-		c.log.WarnContext(ctx, "kiwicache.publish_failed", "key", c.key, "channel", channel, "error", err)
+		c.log.WarnContext(ctx, "kiwicache.publish_failed", "key", c.record.key, "channel", channel, "error", err)
 	}
 }
 
@@ -265,7 +273,10 @@ func refreshClusterState(rdb redis.UniversalClient) {
 // A pushListener is what a notifier tells of writes: a Cache.
 type pushListener interface {
 	Key() string
+	// notified: a message announced a write of Key, or a flush, at at.
 	notified(at time.Time)
+	// resubscribed: notifications may have been missed.
+	resubscribed()
 }
 
 // A pushSubscription is one listener's part in a notifier.
@@ -434,19 +445,30 @@ func (n *notifier) notifyKey(key string, at time.Time) {
 	}
 }
 
-// notifyAll tells every listener that its record may have changed.
+// notifyAll tells every listener that its record may have changed: a flush.
 func (n *notifier) notifyAll(at time.Time) {
+	for _, l := range n.allListeners() {
+		l.notified(at)
+	}
+}
+
+// resubscribed tells every listener that notifications may have been missed.
+func (n *notifier) resubscribed() {
+	for _, l := range n.allListeners() {
+		l.resubscribed()
+	}
+}
+
+func (n *notifier) allListeners() []pushListener {
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	var ls []pushListener
 	for _, set := range n.listeners {
 		for l := range set {
 			ls = append(ls, l)
 		}
 	}
-	n.mu.Unlock()
-	for _, l := range ls {
-		l.notified(at)
-	}
+	return ls
 }
 
 // channelsFor returns the publish channels that the node at addr must
@@ -773,7 +795,7 @@ func (node *pushNode) session() (connected bool, err error) {
 	node.connected = true
 	node.mu.Unlock()
 	node.hub.log.Info("kiwicache.push_listening", "node", node.addr, "mode", mode.String())
-	node.hub.notifyAll(time.Now())
+	node.hub.resubscribed()
 	return true, node.receive(ps)
 }
 

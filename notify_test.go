@@ -3,6 +3,7 @@ package kiwicache
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"math"
 	"os"
 	"strings"
@@ -36,6 +37,17 @@ func versionOf(t testing.TB, c *Cache[string, item]) string {
 	return v.Name
 }
 
+// withPush undoes testOpts' WithoutPush: the Cache listens, as by default.
+func withPush() Option {
+	return func(c *config) { c.push.off = false }
+}
+
+// mustNewListening is mustNew for a Cache that listens for push notifications.
+func mustNewListening[K comparable, V any](t testing.TB, name string, rdb redis.UniversalClient, l Loader[K, V], opts ...Option) *Cache[K, V] {
+	t.Helper()
+	return mustNew(t, name, rdb, l, append([]Option{withPush()}, opts...)...)
+}
+
 func pubsubClients(t testing.TB, rdb *redis.Client) int {
 	t.Helper()
 	list, err := rdb.Do(t.Context(), "CLIENT", "LIST", "TYPE", "pubsub").Text()
@@ -55,7 +67,7 @@ func TestPushTrackingSeesEveryWriter(t *testing.T) {
 	t.Cleanup(func() { rdb.Del(context.Background(), key, key+"Other") })
 	writeRecordAs(t, rdb, key, versionData(3, 1))
 	logs := &logBuffer{}
-	c := mustNew(t, name, rdb, LoaderFunc[string, item](staticData(versionData(3, 0))),
+	c := mustNewListening(t, name, rdb, LoaderFunc[string, item](staticData(versionData(3, 0))),
 		WithReloadTTL(time.Hour), WithLogger(logs.logger()))
 	if v := versionOf(t, c); v != "v1" {
 		t.Fatalf("first read served %s, want v1", v)
@@ -79,6 +91,21 @@ func TestPushTrackingSeesEveryWriter(t *testing.T) {
 	}
 }
 
+// New starts listening unless WithoutPush.
+func TestPushIsOnByDefault(t *testing.T) {
+	rdb := realRedis(t)
+	name := uniqueName(t)
+	t.Cleanup(func() { rdb.Del(context.Background(), "resource:"+name) })
+	c, err := New(name, rdb, LoaderFunc[string, item](staticData(versionData(3, 1))),
+		WithRegistry(nil), WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	versionOf(t, c)
+	eventually(t, "the default Cache listens", func() bool { return c.Health().PushConnected })
+}
+
 // Every Cache on one client shares one subscription connection; it closes
 // when the last of them does. Another client has its own.
 func TestPushOneConnectionPerClient(t *testing.T) {
@@ -91,9 +118,9 @@ func TestPushOneConnectionPerClient(t *testing.T) {
 	l := LoaderFunc[string, item](staticData(versionData(3, 1)))
 	var caches []*Cache[string, item]
 	for _, name := range []string{"A", "B", "C"} {
-		caches = append(caches, mustNew(t, name, one, l))
+		caches = append(caches, mustNewListening(t, name, one, l))
 	}
-	other := mustNew(t, "A", two, l, WithSuffix("other"))
+	other := mustNewListening(t, "A", two, l, WithSuffix("other"))
 	for _, c := range append(caches, other) {
 		eventually(t, c.Key()+" listens", func() bool { return c.Health().PushConnected })
 	}
@@ -130,7 +157,7 @@ func TestPushReconnectReloadsEveryCache(t *testing.T) {
 	var caches []*Cache[string, item]
 	for _, name := range []string{"One", "Two"} {
 		l := newCountingLoader[string, item](staticData(versionData(3, 1)))
-		c := mustNew(t, name, rdb, l, WithReloadTTL(time.Hour))
+		c := mustNewListening(t, name, rdb, l, WithReloadTTL(time.Hour))
 		versionOf(t, c)
 		eventually(t, "listening", func() bool { return c.Health().PushConnected })
 		loaders, caches = append(loaders, l), append(caches, c)
@@ -156,7 +183,7 @@ func TestPushFlushReloadsEveryCache(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: srv.addr()})
 	t.Cleanup(func() { rdb.Close() })
 	l := newCountingLoader[string, item](staticData(versionData(3, 1)))
-	c := mustNew(t, "Flushed", rdb, l, WithReloadTTL(time.Hour))
+	c := mustNewListening(t, "Flushed", rdb, l, WithReloadTTL(time.Hour))
 	versionOf(t, c)
 	eventually(t, "listening", func() bool { return c.Health().PushConnected })
 	if err := rdb.FlushAll(t.Context()).Err(); err != nil {
@@ -175,7 +202,7 @@ func TestPushFallsBackToKeyspaceNotifications(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: srv.addr(), Username: "app", Password: "pw"})
 	t.Cleanup(func() { rdb.Close() })
 	logs := &logBuffer{}
-	c := mustNew(t, "Keyspace", rdb, LoaderFunc[string, item](staticData(versionData(3, 1))),
+	c := mustNewListening(t, "Keyspace", rdb, LoaderFunc[string, item](staticData(versionData(3, 1))),
 		WithReloadTTL(time.Hour), WithLogger(logs.logger()))
 	versionOf(t, c)
 	eventually(t, "listening", func() bool { return c.Health().PushConnected })
@@ -197,7 +224,7 @@ func TestPushFallsBackToPublishChannels(t *testing.T) {
 	writerClient := redis.NewClient(&redis.Options{Addr: srv.addr(), Username: "app", Password: "pw"})
 	t.Cleanup(func() { rdb.Close(); writerClient.Close() })
 	logs := &logBuffer{}
-	c := mustNew(t, "Published", rdb, LoaderFunc[string, item](staticData(versionData(3, 1))),
+	c := mustNewListening(t, "Published", rdb, LoaderFunc[string, item](staticData(versionData(3, 1))),
 		WithReloadTTL(time.Hour), WithLogger(logs.logger()))
 	versionOf(t, c)
 	eventually(t, "listening", func() bool { return c.Health().PushConnected })
@@ -292,7 +319,7 @@ func TestPushNotificationDuringReload(t *testing.T) {
 	t.Cleanup(func() { rdb.Del(context.Background(), key) })
 	writeRecordAs(t, rdb, key, versionData(3, 1))
 	codec := &gatedCodec{}
-	c := mustNew(t, name, rdb, LoaderFunc[string, item](staticData(versionData(3, 0))),
+	c := mustNewListening(t, name, rdb, LoaderFunc[string, item](staticData(versionData(3, 0))),
 		WithReloadTTL(time.Hour), WithCodec(codec), WithPushSpread(0))
 	versionOf(t, c)
 	eventually(t, "listening", func() bool { return c.Health().PushConnected })
@@ -396,7 +423,7 @@ func TestPushACLOfTheDocs(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: srv.addr(), Username: "app", Password: password})
 	t.Cleanup(func() { rdb.Close() })
 	logs := &logBuffer{}
-	c := mustNew(t, "Permitted", rdb, LoaderFunc[string, item](staticData(versionData(3, 1))),
+	c := mustNewListening(t, "Permitted", rdb, LoaderFunc[string, item](staticData(versionData(3, 1))),
 		WithReloadTTL(time.Hour), WithLogger(logs.logger()))
 	if v := versionOf(t, c); v != "v1" {
 		t.Fatalf("serves %s", v)

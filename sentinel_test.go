@@ -46,7 +46,7 @@ func TestSentinel(t *testing.T) {
 		rdb := newFailoverClient(t, d)
 		name := uniqueName(t)
 		l := newCountingLoader[string, item](staticData(versionData(10, 1)))
-		c := mustNew(t, name, rdb, l, WithReloadTTL(time.Hour))
+		c := mustNewListening(t, name, rdb, l, WithReloadTTL(time.Hour))
 		if v := versionOf(t, c); v != "v1" {
 			t.Fatalf("serves %s, want v1", v)
 		}

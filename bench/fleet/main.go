@@ -281,7 +281,7 @@ func run(instances, items int, period time.Duration, periods int, spread time.Du
 		}
 	}
 	coldStart := time.Since(start)
-	errs.Store(0) // from here on, no read may fail
+	errs.Store(0)                            // from here on, no read may fail
 	time.Sleep(min(2*period, 2*time.Second)) // reloads that the start-up scheduled are done
 
 	codec := "JSON (default)"
