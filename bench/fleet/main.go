@@ -157,7 +157,7 @@ func (c counters) minus(d counters) counters {
 
 func (c counters) callList() string {
 	var parts []string
-	for _, k := range []string{"strlen", "getrange", "get", "set", "evalsha", "eval", "publish", "expire", "ping", "subscribe"} {
+	for _, k := range []string{"evalsha_ro", "eval_ro", "type", "strlen", "getrange", "get", "set", "evalsha", "eval", "publish", "expire", "ping", "subscribe"} {
 		if n := c.calls[k]; n != 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", strings.ToUpper(k), n))
 		}
