@@ -29,18 +29,29 @@ type Health struct {
 // Health returns the Cache's state. It does no I/O.
 func (c *Cache[K, V]) Health() Health {
 	s := c.snap.Load()
+	pushConnected, lastNotification := c.pushHealth() // see notify.go
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return Health{
-		Key:                 c.key,
+		Key:                 c.record.key,
 		HasData:             s != nil,
 		Items:               s.Len(),
 		RecordSize:          s.size(),
 		RecordTime:          s.Timestamp(),
 		LoadedAt:            s.LoadedAt(),
-		CheckedAt:           s.LoadedAt(),
+		CheckedAt:           unixNano(c.checkedAt.Load()),
 		LastError:           c.lastErr,
 		LastErrorTime:       c.lastErrTime,
 		ConsecutiveFailures: c.failures,
+		PushConnected:       pushConnected,
+		LastNotification:    lastNotification,
 	}
+}
+
+// unixNano is the time of ns nanoseconds since the epoch; zero for 0.
+func unixNano(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
 }
