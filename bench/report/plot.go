@@ -53,6 +53,7 @@ func plot(reloads []reload) string {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", width, height)
 	fmt.Fprintf(&b, `<text x="%d" y="22" font-size="15" font-weight="bold">Reload of a changed record: time against size (log-log, medians)</text>`+"\n", left)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" fill="#555">labels: items, and Go kiwicache's speed over Python's (Cache.Reload)</text>`+"\n", left, height-8)
 	// Grid and ticks, one per decade.
 	for e := x0; e <= x1; e++ {
 		x := px(math.Pow(10, e))
@@ -91,14 +92,16 @@ func plot(reloads []reload) string {
 		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"%s/>`+"\n", width-right+12, ly, width-right+36, ly, s.color, dash)
 		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", width-right+42, ly+4, s.name)
 	}
+	// The item counts and Go's speed over Python's, above the top line.
 	for _, r := range reloads {
 		if r.goNS > 0 && r.bytes > 0 {
-			label := thousands(r.items) + " items"
+			label, top := thousands(r.items)+" items", r.goNS
 			if r.pyNS > 0 {
-				label += fmt.Sprintf(", %.1fx", r.pyNS/r.goNS)
+				label += fmt.Sprintf(": %.1fx", r.pyNS/r.goNS)
+				top = max(top, r.pyNS)
 			}
 			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#1f77b4" font-size="11">%s</text>`+"\n",
-				px(float64(r.bytes)), py(r.goNS/1e6)+18, label)
+				px(float64(r.bytes)), py(top/1e6)-10, label)
 		}
 	}
 	b.WriteString("</svg>\n")
