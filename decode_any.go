@@ -46,18 +46,11 @@ func (d *decoder) anyValue() (any, error) {
 
 // anyObject decodes the object at d.i into m, or into a new map if m is nil.
 func (d *decoder) anyObject(m map[string]any) (map[string]any, error) {
-	if err := d.enter(); err != nil {
-		return nil, err
-	}
-	d.i++
-	d.space()
 	if m == nil {
 		m = make(map[string]any)
 	}
-	if d.peek() == '}' {
-		d.i++
-		d.leave()
-		return m, nil
+	if empty, err := d.open('}'); empty || err != nil {
+		return m, err
 	}
 	for {
 		if d.peek() != '"' {
@@ -97,15 +90,8 @@ func (d *decoder) memberName() (string, error) {
 
 // anyArray decodes the array at d.i into a []any of exactly its length.
 func (d *decoder) anyArray() (any, error) {
-	if err := d.enter(); err != nil {
-		return nil, err
-	}
-	d.i++
-	d.space()
-	if d.peek() == ']' {
-		d.i++
-		d.leave()
-		return []any{}, nil
+	if empty, err := d.open(']'); empty || err != nil {
+		return []any{}, err
 	}
 	base := d.anys.len()
 	for {

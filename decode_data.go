@@ -246,15 +246,8 @@ func (s *memberSink[K, V]) drainInto(m map[K]V) {
 // ended false and no error when it reaches that comma after a member.
 func (dd *dataDecoder[K, V]) members(d *decoder, out *memberSink[K, V], first, piece bool) (ended bool, err error) {
 	if first {
-		if err := d.enter(); err != nil {
-			return false, err
-		}
-		d.i++
-		d.space()
-		if d.peek() == '}' {
-			d.i++
-			d.leave()
-			return true, nil
+		if empty, err := d.open('}'); empty || err != nil {
+			return empty, err
 		}
 	} else {
 		d.space()
@@ -483,7 +476,7 @@ func decodeDataWithHook[K comparable, V any](d *decoder, hook func([]byte, any) 
 	step := (len(d.b) - start) / pieces
 	var cuts []int
 	members := 0
-	if err := d.skipObjectCutting(func(comma int) {
+	if err := d.skipObject(func(comma int) {
 		members++
 		if len(cuts) < pieces-1 && comma-start >= (len(cuts)+1)*step {
 			cuts = append(cuts, comma-start)
@@ -522,43 +515,6 @@ func decodeDataWithHook[K comparable, V any](d *decoder, hook func([]byte, any) 
 		}
 	}
 	return parts[0], nil
-}
-
-// skipObjectCutting skips the object at d.i as skipObject does, calling
-// comma with the offset of each comma between its members.
-func (d *decoder) skipObjectCutting(comma func(int)) error {
-	if err := d.enter(); err != nil {
-		return err
-	}
-	d.i++
-	d.space()
-	if d.peek() == '}' {
-		d.i++
-		d.leave()
-		return nil
-	}
-	for {
-		if d.peek() != '"' {
-			return d.syntaxError("a member name")
-		}
-		if err := d.skipString(); err != nil {
-			return err
-		}
-		if err := d.colon(); err != nil {
-			return err
-		}
-		if err := d.skipValue(); err != nil {
-			return err
-		}
-		d.space()
-		if d.peek() == ',' {
-			comma(d.i)
-		}
-		if more, err := d.next('}'); err != nil || !more {
-			d.leave()
-			return err
-		}
-	}
 }
 
 // callHook turns a panic of the hook into an error: it runs in a goroutine

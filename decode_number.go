@@ -10,51 +10,48 @@ import (
 // text parsed by strconv), with fast paths for the numbers records are full
 // of (ids, counts, prices) that read the digits once, while checking them.
 
-// quickInt reads the number at d.i if it is an integer of up to 18 digits,
-// the common case, and reports whether it did; else it reads nothing.
-func (d *decoder) quickInt() (int64, bool) {
+// integerPart reads, from d.i without moving it, the sign and the integer
+// digits of a number: whether it is negative, their value (exact for up to
+// 19 digits), and where they start and end.
+func (d *decoder) integerPart() (neg bool, n uint64, start, end int) {
 	b, i := d.b, d.i
-	neg := i < len(b) && b[i] == '-'
+	neg = i < len(b) && b[i] == '-'
 	if neg {
 		i++
 	}
-	start := i
-	var n int64
+	start = i
 	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		n = n*10 + int64(b[i]-'0')
+		n = n*10 + uint64(b[i]-'0')
 		i++
 	}
+	return neg, n, start, i
+}
+
+// quickInt reads the number at d.i if it is an integer of up to 18 digits,
+// the common case, and reports whether it did; else it reads nothing.
+func (d *decoder) quickInt() (int64, bool) {
+	neg, n, start, i := d.integerPart()
 	digits := i - start
-	if digits == 0 || digits > 18 || digits > 1 && b[start] == '0' {
+	if digits == 0 || digits > 18 || digits > 1 && d.b[start] == '0' {
 		return 0, false
 	}
-	if i < len(b) && (b[i] == '.' || b[i] == 'e' || b[i] == 'E') {
+	if i < len(d.b) && (d.b[i] == '.' || d.b[i] == 'e' || d.b[i] == 'E') {
 		return 0, false // not an integer: the slow path says so
 	}
 	d.i = i
 	if neg {
-		n = -n
+		return -int64(n), true
 	}
-	return n, true
+	return int64(n), true
 }
 
 // quickFloat64 reads the number at d.i if it has up to 15 digits and no
 // exponent, the common case, and reports whether it did; else it reads
 // nothing. See parseFloat for why the result is exact.
 func (d *decoder) quickFloat64() (float64, bool) {
-	b, i := d.b, d.i
-	neg := i < len(b) && b[i] == '-'
-	if neg {
-		i++
-	}
-	start := i
-	var mant uint64
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		mant = mant*10 + uint64(b[i]-'0')
-		i++
-	}
-	intDigits := i - start
-	if intDigits == 0 || intDigits > 1 && b[start] == '0' {
+	neg, mant, start, i := d.integerPart()
+	b := d.b
+	if intDigits := i - start; intDigits == 0 || intDigits > 15 || intDigits > 1 && b[start] == '0' {
 		return 0, false
 	}
 	frac := 0
@@ -69,7 +66,7 @@ func (d *decoder) quickFloat64() (float64, bool) {
 			return 0, false
 		}
 	}
-	if intDigits+frac > 15 || frac >= len(float64pow10) || i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+	if i-start-min(frac, 1) > 15 || frac >= len(float64pow10) || i < len(b) && (b[i] == 'e' || b[i] == 'E') {
 		return 0, false
 	}
 	d.i = i

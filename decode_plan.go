@@ -307,39 +307,21 @@ func (b *planBuilder) sliceFunc(t reflect.Type) decodeFunc {
 	plan := b.plan(elem)
 	size := elem.Size()
 	inPlace := func(d *decoder, p unsafe.Pointer) error {
-		if err := d.enter(); err != nil {
+		s := reflect.NewAt(t, p).Elem()
+		n, err := d.elements(func(n int) error {
+			if n >= s.Cap() {
+				grown := reflect.MakeSlice(t, s.Len(), max(4, 2*s.Cap()))
+				reflect.Copy(grown, s)
+				s.Set(grown)
+			}
+			if n >= s.Len() {
+				s.SetLen(n + 1)
+			}
+			return plan.decode(d, unsafe.Add(s.UnsafePointer(), uintptr(n)*size))
+		})
+		if err != nil {
 			return err
 		}
-		d.i++
-		d.space()
-		s := reflect.NewAt(t, p).Elem()
-		n := 0
-		if d.peek() != ']' {
-			for {
-				if n >= s.Cap() {
-					grown := reflect.MakeSlice(t, s.Len(), max(4, 2*s.Cap()))
-					reflect.Copy(grown, s)
-					s.Set(grown)
-				}
-				if n >= s.Len() {
-					s.SetLen(n + 1)
-				}
-				if err := plan.decode(d, unsafe.Add(s.UnsafePointer(), uintptr(n)*size)); err != nil {
-					return inElement(err, n)
-				}
-				n++
-				more, err := d.next(']')
-				if err != nil {
-					return err
-				}
-				if !more {
-					break
-				}
-			}
-		} else {
-			d.i++
-		}
-		d.leave()
 		if n < s.Len() {
 			s.SetLen(n)
 		}
@@ -377,16 +359,11 @@ func (b *planBuilder) sliceFunc(t reflect.Type) decodeFunc {
 // decodeNewStrings decodes an array into a nil []string (or a type of the
 // same underlying type), of exactly its length.
 func decodeNewStrings(d *decoder, p unsafe.Pointer) error {
-	if err := d.enter(); err != nil {
+	if empty, err := d.open(']'); empty || err != nil {
+		if empty {
+			*(*[]string)(p) = []string{}
+		}
 		return err
-	}
-	d.i++
-	d.space()
-	if d.peek() == ']' {
-		d.i++
-		d.leave()
-		*(*[]string)(p) = []string{}
-		return nil
 	}
 	// The first few elements in an array on the stack, the others, if
 	// any, on d.strs.
@@ -465,36 +442,15 @@ func (b *planBuilder) arrayFunc(t reflect.Type) decodeFunc {
 		default:
 			return d.mismatch(t)
 		}
-		if err := d.enter(); err != nil {
+		n, err := d.elements(func(n int) error {
+			if n < length {
+				return plan.decode(d, unsafe.Add(p, uintptr(n)*size))
+			}
+			return d.skipValue()
+		})
+		if err != nil {
 			return err
 		}
-		d.i++
-		d.space()
-		n := 0
-		if d.peek() != ']' {
-			for {
-				var err error
-				if n < length {
-					err = plan.decode(d, unsafe.Add(p, uintptr(n)*size))
-				} else {
-					err = d.skipValue()
-				}
-				if err != nil {
-					return inElement(err, n)
-				}
-				n++
-				more, err := d.next(']')
-				if err != nil {
-					return err
-				}
-				if !more {
-					break
-				}
-			}
-		} else {
-			d.i++
-		}
-		d.leave()
 		for ; n < length; n++ {
 			reflect.NewAt(t.Elem(), unsafe.Add(p, uintptr(n)*size)).Elem().SetZero()
 		}
@@ -524,19 +480,12 @@ func (b *planBuilder) mapFunc(t reflect.Type) decodeFunc {
 		if key == nil {
 			return d.mismatch(t) // no JSON object fits a map with such keys
 		}
-		if err := d.enter(); err != nil {
-			return err
-		}
-		d.i++
-		d.space()
 		m := reflect.NewAt(t, p).Elem()
 		if m.IsNil() {
 			m.Set(reflect.MakeMap(t))
 		}
-		if d.peek() == '}' {
-			d.i++
-			d.leave()
-			return nil
+		if empty, err := d.open('}'); empty || err != nil {
+			return err
 		}
 		elem := reflect.New(et).Elem()
 		for {

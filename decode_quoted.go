@@ -159,19 +159,14 @@ func unquoteLegacy(s []byte) ([]byte, bool) {
 			if r >= len(s) {
 				return nil, false
 			}
-			switch e := s[r]; e {
-			case '"', '\\', '/', '\'':
-				out = append(out, e)
-			case 'b':
-				out = append(out, '\b')
-			case 'f':
-				out = append(out, '\f')
-			case 'n':
-				out = append(out, '\n')
-			case 'r':
-				out = append(out, '\r')
-			case 't':
-				out = append(out, '\t')
+			if c, ok := simpleEscape(s[r]); ok {
+				out = append(out, c)
+				r++
+				continue
+			}
+			switch s[r] {
+			case '\'': // not JSON, but encoding/json takes it here
+				out = append(out, '\'')
 			case 'u':
 				rr := hex4(s[r+1:])
 				if rr < 0 {

@@ -276,19 +276,12 @@ func (d *decoder) unescape(start, i int) ([]byte, error) {
 			if i+1 >= len(b) {
 				return nil, d.endError(start - 1)
 			}
+			if c, ok := simpleEscape(b[i+1]); ok {
+				out = append(out, c)
+				i += 2
+				continue
+			}
 			switch e := b[i+1]; e {
-			case '"', '\\', '/':
-				out = append(out, e)
-			case 'b':
-				out = append(out, '\b')
-			case 'f':
-				out = append(out, '\f')
-			case 'n':
-				out = append(out, '\n')
-			case 'r':
-				out = append(out, '\r')
-			case 't':
-				out = append(out, '\t')
 			case 'u':
 				r := hex4(b[i+2:])
 				if r < 0 {
@@ -317,7 +310,6 @@ func (d *decoder) unescape(start, i int) ([]byte, error) {
 			default:
 				return nil, errorf("invalid escape '\\%c' at byte %d", e, i)
 			}
-			i += 2
 		case c < 0x20:
 			return nil, errorf("control character 0x%02x in the string at byte %d (it must be escaped)", c, i)
 		case c < 0x80:
@@ -333,6 +325,26 @@ func (d *decoder) unescape(start, i int) ([]byte, error) {
 		}
 	}
 	return nil, d.endError(start - 1)
+}
+
+// simpleEscape returns the byte that \e stands for, for the escapes of one
+// byte (all but \u).
+func simpleEscape(e byte) (byte, bool) {
+	switch e {
+	case '"', '\\', '/':
+		return e, true
+	case 'b':
+		return '\b', true
+	case 'f':
+		return '\f', true
+	case 'n':
+		return '\n', true
+	case 'r':
+		return '\r', true
+	case 't':
+		return '\t', true
+	}
+	return 0, false
 }
 
 // hex4 reads four hex digits, or returns -1.
@@ -424,7 +436,7 @@ func (d *decoder) leave() { d.depth-- }
 func (d *decoder) skipValue() error {
 	switch c := d.peek(); {
 	case c == '{':
-		return d.skipObject()
+		return d.skipObject(nil)
 	case c == '[':
 		return d.skipArray()
 	case c == '"':
@@ -442,16 +454,48 @@ func (d *decoder) skipValue() error {
 	return d.syntaxError("a value")
 }
 
-func (d *decoder) skipObject() error {
+// open reads the '{' or '[' at d.i and the space after it, a level deeper;
+// empty reports whether close follows at once (read too, a level up again).
+func (d *decoder) open(close byte) (empty bool, err error) {
 	if err := d.enter(); err != nil {
-		return err
+		return false, err
 	}
 	d.i++
 	d.space()
-	if d.peek() == '}' {
+	if d.peek() == close {
 		d.i++
 		d.leave()
-		return nil
+		return true, nil
+	}
+	return false, nil
+}
+
+// elements reads the array at d.i, calling each with the index of each
+// element, with d.i at it; it returns how many there were.
+func (d *decoder) elements(each func(n int) error) (int, error) {
+	if empty, err := d.open(']'); empty || err != nil {
+		return 0, err
+	}
+	for n := 0; ; n++ {
+		if err := each(n); err != nil {
+			return n, inElement(err, n)
+		}
+		more, err := d.next(']')
+		if err != nil {
+			return n + 1, err
+		}
+		if !more {
+			d.leave()
+			return n + 1, nil
+		}
+	}
+}
+
+// skipObject reads past the object at d.i, checking it; comma, if not nil,
+// is called with the offset of each comma between its members.
+func (d *decoder) skipObject(comma func(int)) error {
+	if empty, err := d.open('}'); empty || err != nil {
+		return err
 	}
 	for {
 		if d.peek() != '"' {
@@ -466,6 +510,11 @@ func (d *decoder) skipObject() error {
 		if err := d.skipValue(); err != nil {
 			return err
 		}
+		if comma != nil {
+			if d.space(); d.peek() == ',' {
+				comma(d.i)
+			}
+		}
 		if more, err := d.next('}'); err != nil || !more {
 			d.leave()
 			return err
@@ -474,15 +523,8 @@ func (d *decoder) skipObject() error {
 }
 
 func (d *decoder) skipArray() error {
-	if err := d.enter(); err != nil {
+	if empty, err := d.open(']'); empty || err != nil {
 		return err
-	}
-	d.i++
-	d.space()
-	if d.peek() == ']' {
-		d.i++
-		d.leave()
-		return nil
 	}
 	for {
 		if err := d.skipValue(); err != nil {

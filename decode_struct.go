@@ -163,15 +163,8 @@ func (s *structPlan) decode(d *decoder, p unsafe.Pointer) error {
 	default:
 		return d.mismatch(s.typ)
 	}
-	if err := d.enter(); err != nil {
+	if empty, err := d.open('}'); empty || err != nil {
 		return err
-	}
-	d.i++
-	d.space()
-	if d.peek() == '}' {
-		d.i++
-		d.leave()
-		return nil
 	}
 	hint := 0
 	for {
