@@ -20,9 +20,14 @@ SOAK ?= 60s
 
 .PHONY: test example bench fuzz soak
 
+# Tests that skip for want of a server (redis-server, PostgreSQL) say so in
+# one line per group, collected in a file: go test shows a passing package's
+# output only with -v.
 test:
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 8m ./...
+	@report=$$(mktemp); echo "$(GO) test -race -count=1 -timeout 8m ./..."; \
+	KIWICACHE_SKIP_REPORT=$$report $(GO) test -race -count=1 -timeout 8m ./...; status=$$?; \
+	cat $$report >&2; rm -f $$report; exit $$status
 
 example:
 	@echo "make example: go run ./examples/airlines. The first run downloads and compiles the library, go-redis"
