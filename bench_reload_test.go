@@ -76,7 +76,7 @@ func BenchmarkReload(b *testing.B) {
 			b.ReportAllocs()
 			sent := serverSentBytes(b, rdb)
 			for b.Loop() {
-				if r, err := c.fetch(b.Context()); err != nil || len(r.Data) != n {
+				if err := c.Reload(b.Context()); err != nil || c.snap.Load().Len() != n {
 					b.Fatal(err)
 				}
 			}
@@ -89,7 +89,7 @@ func BenchmarkReload(b *testing.B) {
 			b.ReportAllocs()
 			sent := serverSentBytes(b, rdb)
 			for b.Loop() {
-				if err := c.Reload(b.Context()); err != nil {
+				if err := c.reloadWithAttempts(b.Context(), checkTail); err != nil {
 					b.Fatal(err)
 				}
 			}

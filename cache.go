@@ -1,10 +1,3 @@
-// Package kiwicache keeps a whole, slowly changing dataset (a table of
-// airlines, currency rates, feature flags) in process memory, shared through
-// one Redis record by every process that reads it, and filled from the source
-// by one of them at a time.
-//
-// It speaks the protocol of the Python library kiwi-cache 0.4.5, so Go and
-// Python services can share one Redis: see README.md.
 package kiwicache
 
 import (
@@ -12,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,12 +25,11 @@ import (
 //
 // A Cache is safe for concurrent use.
 type Cache[K comparable, V any] struct {
-	name   string
-	key    string // resource:NAME[:SUFFIX]
-	rdb    redis.UniversalClient
+	name   string // NAME
+	id     string // NAME[:SUFFIX]
+	record recordStore
 	loader Loader[K, V]
 	codec  Codec[K, V]
-	lock   refillLock
 	// validateFn is WithValidate's function, nil without it.
 	validateFn func(prev *Snapshot[K, V], fresh map[K]V) error
 	cfg        config
@@ -46,11 +40,18 @@ type Cache[K comparable, V any] struct {
 	// that Get checks presence and age with one atomic load.
 	fresh atomic.Pointer[Snapshot[K, V]]
 	stale atomic.Bool // set with fresh = nil; the reader that clears it reloads
+	// checkedAt is when a reload last found the served record current (Unix ns).
+	checkedAt atomic.Int64
 
-	work chan struct{} // held by the one reload or refill running
+	// exclusive is held by the one reload or refill running, so that
+	// snapshots are installed in the order their records were read.
+	exclusive chan struct{}
+	// loading is held while a Loader call runs, even one whose caller gave
+	// up when its ctx ended: no second call starts before it returns.
+	loading chan struct{}
 
 	mu          sync.Mutex // guards what follows
-	flight      *flight
+	reloading   *reload    // the reload in progress, nil if none
 	timer       *time.Timer
 	closed      bool
 	noDataErr   error // the last load's error, with no snapshot; see noDataError
@@ -58,13 +59,28 @@ type Cache[K comparable, V any] struct {
 	failures    int
 	lastErr     error
 	lastErrTime time.Time
+	// unusableRefilledAt is when this Cache last replaced a record it could
+	// not use (malformed, of another type, or empty); see reload.
+	unusableRefilledAt time.Time
 }
 
-// A flight is a reload in progress; readers with no snapshot wait for it.
-type flight struct {
+// A reload is a reload in progress; reads with no data wait for it.
+type reload struct {
+	mode readMode
 	done chan struct{}
 	err  error // set before done is closed
 }
+
+// A readMode says how much of the record a reload reads.
+type readMode int
+
+const (
+	// checkTail reads the record's length and tail first, and the record only
+	// when they differ from the served one's.
+	checkTail readMode = iota
+	// readWhole always reads the whole record (Reload).
+	readWhole
+)
 
 // New returns a Cache for the record resource:NAME (or resource:NAME:SUFFIX
 // with WithSuffix) in rdb, filled from loader. It does no I/O: the first Get
@@ -72,44 +88,22 @@ type flight struct {
 //
 // New registers the Cache in DefaultRegistry() (see WithRegistry), replacing
 // a Cache registered with the same record key. An unusable name, client,
-// loader, key type or option is an error wrapping ErrInvalidConfig.
+// loader, key or value type, or option is an *Error wrapping ErrInvalidConfig.
 func New[K comparable, V any](name string, rdb redis.UniversalClient, loader Loader[K, V], opts ...Option) (*Cache[K, V], error) {
 	cfg, err := newConfig(opts)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-	}
-	codec, err := newCodec[K, V](cfg.codec)
-	validateFn, ok := cfg.validate.(func(*Snapshot[K, V], map[K]V) error)
-	switch {
-	case err != nil:
-	case cfg.validate != nil && !ok:
-		err = fmt.Errorf("WithValidate: %T is not a %T", cfg.validate, validateFn)
-	case rdb == nil:
-		err = errors.New("nil redis client")
-	case loader == nil:
-		err = errors.New("nil loader")
-	default:
-		err = checkKeyPart("name", name)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-	}
-
 	id := name
 	if cfg.suffix != "" {
 		id += ":" + cfg.suffix
 	}
-	c := &Cache[K, V]{
-		name:       name,
-		key:        "resource:" + id,
-		rdb:        rdb,
-		loader:     loader,
-		codec:      codec,
-		validateFn: validateFn,
-		lock:       refillLock{rdb: rdb, key: "lock:" + id, ttl: cfg.refillLockTTL},
-		cfg:        cfg,
-		log:        cfg.logger,
-		work:       make(chan struct{}, 1),
+	if err == nil {
+		err = checkKeyPart("name", name)
+	}
+	var c *Cache[K, V]
+	if err == nil {
+		c, err = newCache(name, id, rdb, loader, cfg)
+	}
+	if err != nil {
+		return nil, &Error{Cache: id, Op: "new", Err: withKind(ErrInvalidConfig, err)}
 	}
 	if cfg.registry != nil {
 		cfg.registry.Register(c)
@@ -117,25 +111,74 @@ func New[K comparable, V any](name string, rdb redis.UniversalClient, loader Loa
 	return c, nil
 }
 
-func newCodec[K comparable, V any](codec any) (Codec[K, V], error) {
-	if codec == nil {
-		return JSONCodec[K, V]{}, checkKeyType[K]()
+func newCache[K comparable, V any](name, id string, rdb redis.UniversalClient, loader Loader[K, V], cfg config) (*Cache[K, V], error) {
+	codec, err := newCodec[K, V](cfg.codec)
+	switch {
+	case err != nil:
+		return nil, err
+	case isNil(rdb):
+		return nil, errors.New("nil redis client")
+	case isNil(loader):
+		return nil, errors.New("nil loader")
 	}
-	c, ok := codec.(Codec[K, V])
-	if !ok {
-		var want *Codec[K, V]
-		return nil, fmt.Errorf("codec %T is not a %T", codec, want)
+	validateFn, ok := cfg.validate.(func(*Snapshot[K, V], map[K]V) error)
+	if cfg.validate != nil && !ok {
+		return nil, fmt.Errorf("WithValidate: %T is not a %T", cfg.validate, validateFn)
+	}
+	_, stamped := codec.(tailStamper)
+	_, cluster := rdb.(*redis.ClusterClient)
+	c := &Cache[K, V]{
+		name:       name,
+		id:         id,
+		loader:     loader,
+		codec:      codec,
+		validateFn: validateFn,
+		cfg:        cfg,
+		log:        cfg.logger,
+		exclusive:  make(chan struct{}, 1),
+		loading:    make(chan struct{}, 1),
+		record: recordStore{
+			rdb:     rdb,
+			name:    name,
+			cache:   id,
+			key:     "resource:" + id,
+			lockKey: "lock:" + id,
+			ttl:     cfg.recordTTL(),
+			lockTTL: cfg.refillLockTTL,
+			maxSize: cfg.maxRecordSize,
+			stamped: stamped,
+			cluster: cluster,
+			metrics: cfg.metrics,
+			log:     cfg.logger,
+		},
+	}
+	if !stamped {
+		c.log.Info("kiwicache.codec_without_stamp", "key", c.record.key, "codec", fmt.Sprintf("%T", codec),
+			"consequence", "every reload reads the whole record; a load that lost its lock writes only where there is no record")
 	}
 	return c, nil
+}
+
+// isNil reports whether v is nil, or a nil pointer, map, func, chan or slice
+// in an interface (a typed nil that would panic at the first call).
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
 }
 
 // Name returns the cache's name (NAME in the record key).
 func (c *Cache[K, V]) Name() string { return c.name }
 
 // Key returns the record key, resource:NAME[:SUFFIX].
-func (c *Cache[K, V]) Key() string { return c.key }
+func (c *Cache[K, V]) Key() string { return c.record.key }
 
-// Get returns the item stored under key, or an error wrapping ErrNotFound
+// Get returns the item stored under key, or an *Error wrapping ErrNotFound
 // when the dataset has none.
 //
 // Get is a map lookup on the current snapshot. Only while the Cache has no
@@ -154,14 +197,21 @@ func (c *Cache[K, V]) Get(ctx context.Context, key K) (V, error) {
 // getSlow is Get when the key is absent, the snapshot stale or missing.
 func (c *Cache[K, V]) getSlow(ctx context.Context, key K) (V, error) {
 	var zero V
-	s, err := c.Snapshot(ctx)
-	if err != nil {
-		return zero, err
+	s, err := c.snapshotOrFirstLoad(ctx)
+	if err == nil {
+		if v, ok := s.data[key]; ok {
+			return v, nil
+		}
+		err = ErrNotFound
 	}
-	if v, ok := s.data[key]; ok {
-		return v, nil
+	return zero, &Error{Cache: c.id, Op: "get", Key: keyText(key), Err: err}
+}
+
+func keyText[K comparable](key K) string {
+	if s, ok := any(key).(string); ok {
+		return s
 	}
-	return zero, ErrNotFound
+	return fmt.Sprint(key)
 }
 
 // Snapshot returns the current snapshot, for reading the whole dataset
@@ -170,78 +220,96 @@ func (c *Cache[K, V]) Snapshot(ctx context.Context) (*Snapshot[K, V], error) {
 	if s := c.fresh.Load(); s != nil {
 		return s, nil
 	}
-	return c.current(ctx)
+	s, err := c.snapshotOrFirstLoad(ctx)
+	if err != nil {
+		return nil, &Error{Cache: c.id, Op: "snapshot", Key: c.record.key, Err: err}
+	}
+	return s, nil
 }
 
-// current is the slow path of reads: with a snapshot, it starts a background
+// snapshotOrFirstLoad is the slow path of reads: with a snapshot, it starts a background
 // reload if the snapshot is stale and returns it at once; without one, it
-// waits for the first load.
-func (c *Cache[K, V]) current(ctx context.Context) (*Snapshot[K, V], error) {
+// waits for the first load. Its error wraps ErrNoData.
+func (c *Cache[K, V]) snapshotOrFirstLoad(ctx context.Context) (*Snapshot[K, V], error) {
 	if s := c.snap.Load(); s != nil {
 		if c.stale.CompareAndSwap(true, false) { // one reader starts it, the rest carry on
-			c.startReload()
+			c.startReload(checkTail)
 		}
 		return s, nil
 	}
 	if err := c.noDataError(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNoData, err)
+		return nil, noData(err)
 	}
-	f := c.startReload()
-	if f == nil {
-		return nil, fmt.Errorf("%w: %w", ErrNoData, ErrClosed)
+	r := c.startReload(checkTail)
+	if r == nil {
+		return nil, noData(ErrClosed)
 	}
 	select {
-	case <-f.done:
+	case <-r.done:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %w", ErrNoData, context.Cause(ctx))
+		return nil, noData(context.Cause(ctx))
 	}
-	if s := c.snap.Load(); s != nil { // f may have failed after a Refill filled it
+	if s := c.snap.Load(); s != nil { // r may have failed after a Refill filled it
 		return s, nil
 	}
-	return nil, fmt.Errorf("%w: %w", ErrNoData, f.err)
+	return nil, noData(r.err)
 }
 
-// Reload replaces the snapshot with the record in Redis, refilling the record
-// from the source when it is missing or malformed. If a reload is already
-// running, Reload waits for that one and returns its result. On failure the
-// old snapshot stays.
-func (c *Cache[K, V]) Reload(ctx context.Context) error {
-	f := c.startReload()
-	if f == nil {
-		return ErrClosed
+func noData(err error) error {
+	if errors.Is(err, ErrNoData) {
+		return err
 	}
-	select {
-	case <-f.done:
-		return f.err
-	case <-ctx.Done():
-		return context.Cause(ctx)
+	return &kindError{kind: ErrNoData, note: ErrNoData.Error(), err: err}
+}
+
+// Reload reads the whole record from Redis and serves it, refilling it from
+// the source when it is missing or unusable. Unlike the periodic reloads,
+// which read only the record's length and tail while they match the served
+// record's, Reload reads the record even when its tail is unchanged (a record
+// changed in place). If a reload is already running, Reload waits for it
+// first. On failure the old snapshot stays.
+func (c *Cache[K, V]) Reload(ctx context.Context) error {
+	for {
+		r := c.startReload(readWhole)
+		if r == nil {
+			return &Error{Cache: c.id, Op: "reload", Key: c.record.key, Err: ErrClosed}
+		}
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return &Error{Cache: c.id, Op: "reload", Key: c.record.key, Err: context.Cause(ctx)}
+		}
+		if r.mode == readWhole {
+			return r.err
+		}
 	}
 }
 
 // Refill loads the dataset from the source and writes it to Redis under the
-// refill lock, then serves it. If another process holds the lock, Refill waits
-// for it (see PROTOCOL.md) and takes up the record it writes instead of
-// loading the source again. On a load error the record is kept alive for
-// another CacheTTL, or written back from the snapshot if it has expired.
+// refill lock, then serves what it wrote (as the other processes decode it).
+// If another process holds the lock, Refill waits for it and takes up the
+// record it writes instead of loading the source again.
+//
+// On a load error the record is kept alive for another CacheTTL, or written
+// back from the snapshot if it has expired. If the write to Redis fails, this
+// process serves the new data all the same and Refill returns the Redis
+// error. If this load outlived its lock and another process wrote a record
+// meanwhile, that record (begun later, so newer) is kept and served, and
+// Refill returns an error wrapping ErrNotWritten.
 //
 // A periodic job calls Refill (or RefillAll) so that readers never pay for a
 // load.
 func (c *Cache[K, V]) Refill(ctx context.Context) error {
 	if c.isClosed() {
-		return ErrClosed
+		return &Error{Cache: c.id, Op: "refill", Key: c.record.key, Err: ErrClosed}
 	}
-	if err := c.acquireWork(ctx); err != nil {
-		return err
+	if err := c.acquireExclusive(ctx); err != nil {
+		return &Error{Cache: c.id, Op: "refill", Key: c.record.key, Err: err}
 	}
-	defer c.releaseWork()
-	start := time.Now()
-	rec, err := c.refill(ctx, true)
-	observe(c.cfg.metrics, c.name, OpRefill, start, err)
-	if rec != nil {
-		c.install(rec)
-		c.mu.Lock()
-		c.scheduleReloadLocked()
-		c.mu.Unlock()
+	defer c.releaseExclusive()
+	s, err := c.refillForced(ctx)
+	if s != nil {
+		c.install(s)
 	}
 	c.noteResult(err)
 	return err
@@ -268,38 +336,44 @@ func (c *Cache[K, V]) isClosed() bool {
 	return c.closed
 }
 
-// startReload returns the reload in flight, starting one if there is none.
-// It returns nil after Close.
-func (c *Cache[K, V]) startReload() *flight {
+// startReload returns the reload in progress, starting one that reads as
+// mode says if there is none. It returns nil after Close.
+func (c *Cache[K, V]) startReload(mode readMode) *reload {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return nil
 	}
-	if c.flight == nil {
-		c.flight = &flight{done: make(chan struct{})}
-		go c.fly(c.flight)
+	if c.reloading == nil {
+		c.reloading = &reload{mode: mode, done: make(chan struct{})}
+		go c.runReload(c.reloading)
 	}
-	return c.flight
+	return c.reloading
 }
 
-// fly runs f. It is detached from the reader that started it: readers give
-// up waiting when their own ctx ends, but the reload goes on for the others,
-// bounded by flightTimeout.
-func (c *Cache[K, V]) fly(f *flight) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.flightTimeout())
+// runReload runs r. It is detached from the reader that started it: readers
+// give up waiting when their own ctx ends, but the reload goes on for the
+// others, bounded by reloadTimeout.
+func (c *Cache[K, V]) runReload(r *reload) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.reloadTimeout())
 	defer cancel()
-	f.err = c.reloadWithAttempts(ctx)
+	r.err = c.reloadWithAttempts(ctx, r.mode)
 
 	c.mu.Lock()
-	c.flight = nil
+	c.reloading = nil
 	c.scheduleReloadLocked() // after a failure too: one attempt per ReloadTTL
-	if f.err != nil && c.snap.Load() == nil {
-		c.noDataErr = f.err
+	if r.err != nil && c.snap.Load() == nil {
+		c.noDataErr = r.err
 		c.noDataUntil = time.Now().Add(min(c.cfg.reloadTTL, maxNoDataBackoff))
 	}
 	c.mu.Unlock()
-	close(f.done)
+	close(r.done)
+}
+
+// reloadTimeout bounds a background reload: at least a reload period, and
+// long enough to wait out one lock holder and load after it.
+func (c *Cache[K, V]) reloadTimeout() time.Duration {
+	return max(c.cfg.reloadTTL, 2*c.cfg.refillLockTTL)
 }
 
 // maxNoDataBackoff bounds how long reads with no data fail fast after a
@@ -317,6 +391,15 @@ func (c *Cache[K, V]) noDataError() error {
 		return c.noDataErr
 	}
 	return nil
+}
+
+// install serves s from now on, fresh for one ReloadTTL.
+func (c *Cache[K, V]) install(s *Snapshot[K, V]) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.snap.Store(s)
+	c.checkedAt.Store(s.loadedAt.UnixNano())
+	c.scheduleReloadLocked()
 }
 
 // scheduleReloadLocked marks the snapshot fresh and makes it stale again in
@@ -337,22 +420,16 @@ func (c *Cache[K, V]) scheduleReloadLocked() {
 	}
 }
 
-// flightTimeout bounds a background reload: no longer than a reload period,
-// but long enough to wait out one lock holder.
-func (c *Cache[K, V]) flightTimeout() time.Duration {
-	return max(c.cfg.reloadTTL, 2*c.cfg.refillLockTTL)
-}
-
-func (c *Cache[K, V]) reloadWithAttempts(ctx context.Context) error {
-	if err := c.acquireWork(ctx); err != nil {
-		return err
+func (c *Cache[K, V]) reloadWithAttempts(ctx context.Context, mode readMode) error {
+	if err := c.acquireExclusive(ctx); err != nil {
+		return &Error{Cache: c.id, Op: "reload", Key: c.record.key, Err: err}
 	}
-	defer c.releaseWork()
+	defer c.releaseExclusive()
 	attempts := max(c.cfg.maxAttempts, 1)
 	var err error
 	for range attempts {
 		start := time.Now()
-		err = c.reload(ctx)
+		err = c.reload(ctx, mode)
 		observe(c.cfg.metrics, c.name, OpReload, start, err)
 		c.noteResult(err)
 		if err == nil || ctx.Err() != nil {
@@ -362,123 +439,116 @@ func (c *Cache[K, V]) reloadWithAttempts(ctx context.Context) error {
 	if err == nil {
 		return nil
 	}
-	c.log.ErrorContext(ctx, "kiwicache.reload_failed", "key", c.key, "error", err,
+	c.log.ErrorContext(ctx, "kiwicache.reload_failed", "key", c.record.key, "error", err,
 		"stale_data_kept", c.snap.Load() != nil)
 	if c.cfg.maxAttempts > 0 && ctx.Err() == nil {
-		return fmt.Errorf("%w (%d in a row): %w", ErrAttemptsExhausted, attempts, err)
+		return &kindError{kind: ErrAttemptsExhausted, note: fmt.Sprintf("%v (%d in a row)", ErrAttemptsExhausted, attempts), err: err}
 	}
 	return err
 }
 
-// reload: GET the record; when missing or malformed, refill it. A record
-// that is still the one the snapshot came from is not read again.
-func (c *Cache[K, V]) reload(ctx context.Context) error {
-	if s := c.snap.Load(); s != nil {
-		if same, err := c.recordUnchanged(ctx, s); same || err != nil {
+// reload reads the record and serves it; when it is missing or unusable, it
+// refills it. A record that is still the one served is not read again (see
+// recordID) unless mode is readWhole.
+func (c *Cache[K, V]) reload(ctx context.Context, mode readMode) error {
+	known := recordID{size: unknownID}
+	if s := c.snap.Load(); s != nil && mode == checkTail {
+		known = s.record
+	}
+	f, err := c.record.fetch(ctx, known)
+	if err != nil {
+		return err
+	}
+	if f.unchanged(known) {
+		c.checkedAt.Store(time.Now().UnixNano())
+		return nil
+	}
+	var unusable error // why a record that exists cannot be served
+	switch {
+	case f.b != nil:
+		s, err := c.decode(f.b, f.id)
+		if err == nil && (s.Len() > 0 || c.cfg.allowEmpty) {
+			c.install(s)
+			return nil
+		}
+		unusable = err
+		if err == nil {
+			unusable = &Error{Cache: c.id, Op: "decode", Key: c.record.key, Err: errors.New("empty record (WithAllowEmpty is off)")}
+		}
+	case f.id.size == wrongType:
+		unusable = &Error{Cache: c.id, Op: "GET", Key: c.record.key, Err: fmt.Errorf("%w: the key holds another Redis type", ErrMalformedRecord)}
+	}
+	if unusable != nil {
+		c.log.WarnContext(ctx, "kiwicache.malformed_cache_data", "key", c.record.key, "error", unusable)
+		if err := c.mayReplaceUnusable(unusable); err != nil {
 			return err
 		}
 	}
-	rec, err := c.fetch(ctx)
-	if err != nil {
-		return err
-	}
-	if rec == nil {
-		rec, err = c.refill(ctx, false)
-	}
-	if rec != nil {
-		c.install(rec)
+	s, err := c.refill(ctx, f.id)
+	if s != nil {
+		c.install(s)
+		if errors.Is(err, ErrNotWritten) {
+			return nil // a newer record than this load's is served
+		}
 	}
 	return err
 }
 
-func (c *Cache[K, V]) install(rec *Record[K, V]) {
-	c.snap.Store(newSnapshot(rec))
-}
-
-func newSnapshot[K comparable, V any](rec *Record[K, V]) *Snapshot[K, V] {
-	return &Snapshot[K, V]{data: rec.Data, timestamp: rec.Timestamp, loadedAt: time.Now(), recordSize: rec.size}
-}
-
-// fetch GETs and decodes the record. A missing, malformed or (without
-// WithAllowEmpty) empty record is nil with no error.
-func (c *Cache[K, V]) fetch(ctx context.Context) (*Record[K, V], error) {
-	if err := c.checkRecordSize(ctx); err != nil {
-		return nil, err
+// mayReplaceUnusable bounds how often this Cache replaces a record it cannot
+// use to once per CacheTTL (DefaultCacheTTLFactor x ReloadTTL with
+// WithNoExpiry): during a rolling deploy that changes V, old and new
+// processes each find the other's record unusable, and would otherwise take
+// turns loading the source at every reload. Meanwhile each serves its own
+// snapshot.
+func (c *Cache[K, V]) mayReplaceUnusable(unusable error) error {
+	every := c.cfg.cacheTTL
+	if every == 0 {
+		every = DefaultCacheTTLFactor * min(c.cfg.reloadTTL, MaxTTL/DefaultCacheTTLFactor)
 	}
-	b, err := c.rdb.Get(ctx, c.key).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if since := time.Since(c.unusableRefilledAt); since < every {
+		c.log.Warn("kiwicache.unusable_record_kept", "key", c.record.key, "replaced_last", since.Round(time.Millisecond),
+			"reason", "this process replaces an unusable record at most once per CacheTTL", "cache_ttl", every)
+		return unusable
 	}
-	if err != nil {
-		return nil, c.redisError(ctx, "kiwicache.load_failed", "GET", err)
-	}
-	rec, err := c.decode(b)
-	if err != nil {
-		c.log.WarnContext(ctx, "kiwicache.malformed_cache_data", "key", c.key, "error", err)
-		return nil, nil
-	}
-	rec.size = len(b)
-	if len(rec.Data) == 0 && !c.cfg.allowEmpty {
-		return nil, nil
-	}
-	return &rec, nil
-}
-
-// checkRecordSize refuses, with WithMaxRecordSize, a record too large to read.
-func (c *Cache[K, V]) checkRecordSize(ctx context.Context) error {
-	if c.cfg.maxRecordSize == 0 {
-		return nil
-	}
-	n, err := c.rdb.StrLen(ctx, c.key).Result()
-	if err != nil {
-		return c.redisError(ctx, "kiwicache.load_failed", "STRLEN", err)
-	}
-	if n > int64(c.cfg.maxRecordSize) {
-		err := fmt.Errorf("%w: %s has %d bytes, over the maximum %d", ErrRecordTooLarge, c.key, n, c.cfg.maxRecordSize)
-		c.log.ErrorContext(ctx, "kiwicache.record_too_large", "key", c.key, "error", err)
-		return err
-	}
+	c.unusableRefilledAt = time.Now()
 	return nil
 }
 
-// decode and encode guard against a Codec that panics: they run in the
-// background, where a panic would end the process.
-func (c *Cache[K, V]) decode(b []byte) (rec Record[K, V], err error) {
+// decode turns the bytes of the record with id into a snapshot. A Codec that
+// panics is a malformed record, not a crash: reloads run in the background.
+func (c *Cache[K, V]) decode(b []byte, id recordID) (s *Snapshot[K, V], err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: codec panicked: %v", ErrMalformedRecord, p)
+			err = &Error{Cache: c.id, Op: "decode", Key: c.record.key,
+				Err: withKind(ErrMalformedRecord, &PanicError{Value: p, Stack: debug.Stack()})}
+			c.log.Error("kiwicache.codec_panicked", "key", c.record.key, "panic", p, "stack", string(debug.Stack()))
 		}
 	}()
-	return c.codec.Decode(b)
-}
-
-func (c *Cache[K, V]) encode(rec *Record[K, V]) (b []byte, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("codec panicked: %v", p)
+	rec, err := c.codec.Decode(b)
+	if err != nil {
+		if !errors.Is(err, ErrMalformedRecord) {
+			err = withKind(ErrMalformedRecord, err)
 		}
-	}()
-	return c.codec.Encode(*rec)
+		return nil, &Error{Cache: c.id, Op: "decode", Key: c.record.key, Err: err}
+	}
+	if rec.Data == nil {
+		rec.Data = map[K]V{}
+	}
+	return &Snapshot[K, V]{data: rec.Data, timestamp: rec.Timestamp, loadedAt: time.Now(), record: id}, nil
 }
 
-// redisError counts and logs a failed Redis command and returns the error to
-// pass on.
-func (c *Cache[K, V]) redisError(ctx context.Context, event, command string, err error) error {
-	c.cfg.metrics.Count(c.name, StatusRedisError)
-	c.log.ErrorContext(ctx, event, "key", c.key, "error", err)
-	return fmt.Errorf("%w: %s %s: %w", ErrRedis, command, c.key, err)
-}
-
-func (c *Cache[K, V]) acquireWork(ctx context.Context) error {
+func (c *Cache[K, V]) acquireExclusive(ctx context.Context) error {
 	select {
-	case c.work <- struct{}{}:
+	case c.exclusive <- struct{}{}:
 		return nil
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
 }
 
-func (c *Cache[K, V]) releaseWork() { <-c.work }
+func (c *Cache[K, V]) releaseExclusive() { <-c.exclusive }
 
 func (c *Cache[K, V]) noteResult(err error) {
 	c.mu.Lock()

@@ -35,7 +35,7 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-// 1. First read: record present -> snapshot from it.
+// First read: record present -> snapshot from it.
 func TestFirstReadUsesRecordInRedis(t *testing.T) {
 	mr, rdb := newMiniredis(t)
 	mr.Set("resource:Tiny", string(readGolden(t, "tiny.record")))
@@ -55,7 +55,7 @@ func TestFirstReadUsesRecordInRedis(t *testing.T) {
 	}
 }
 
-// 1. First read: record absent -> lock, loader, SET ... EX cache_ttl, snapshot.
+// First read: record absent -> lock, loader, SET ... EX cache_ttl, snapshot.
 func TestFirstReadRefillsMissingRecord(t *testing.T) {
 	mr, rdb := newMiniredis(t)
 	m := &recordedMetrics{}
@@ -87,7 +87,7 @@ func TestFirstReadRefillsMissingRecord(t *testing.T) {
 	}
 }
 
-// 2. After ReloadTTL a read picks up a record that another process wrote.
+// After ReloadTTL a read picks up a record that another process wrote.
 func TestReloadPicksUpNewRecord(t *testing.T) {
 	_, rdb := newMiniredis(t)
 	c := mustNew(t, "Items", rdb, newCountingLoader[string, item](staticData(twoItems)),
@@ -110,7 +110,7 @@ func TestReloadPicksUpNewRecord(t *testing.T) {
 	}
 }
 
-// 3. Stampede: 3 Cache values x 50 goroutines on an empty Redis: one load.
+// Stampede: 3 Cache values x 50 goroutines on an empty Redis: one load.
 func TestStampedeLoadsOnce(t *testing.T) {
 	_, rdb := newMiniredis(t)
 	testStampede(t, rdb, "Stampede")
@@ -141,7 +141,7 @@ func testStampede(t *testing.T, rdb redis.UniversalClient, name string) {
 	}
 }
 
-// 4. With a snapshot, reads never wait; one background reload at a time.
+// With a snapshot, reads never wait; one background reload at a time.
 func TestReadsWithSnapshotNeverWait(t *testing.T) {
 	mr, rdb := newMiniredis(t)
 	l := newCountingLoader[string, item](staticData(twoItems))
@@ -189,7 +189,7 @@ func TestReadsWithSnapshotNeverWait(t *testing.T) {
 	}
 }
 
-// 4. Only the very first load blocks, and it honours ctx.
+// Only the very first load blocks, and it honours ctx.
 func TestFirstLoadHonoursContext(t *testing.T) {
 	_, rdb := newMiniredis(t)
 	release := make(chan struct{})
@@ -207,7 +207,7 @@ func TestFirstLoadHonoursContext(t *testing.T) {
 	}
 }
 
-// 5. Loader error / panic / empty result: last good data served, record
+// Loader error / panic / empty result: last good data served, record
 // re-written from local data after it expired, load_error counted, logged.
 func TestLoaderFailureKeepsGoodData(t *testing.T) {
 	cases := map[string]struct {
@@ -255,7 +255,7 @@ func TestLoaderFailureKeepsGoodData(t *testing.T) {
 	}
 }
 
-// 5. A failed load prolongs the record's TTL so other processes keep it.
+// A failed load prolongs the record's TTL so other processes keep it.
 func TestLoaderFailureProlongsRecord(t *testing.T) {
 	mr, rdb := newMiniredis(t)
 	l := newCountingLoader[string, item](staticData(twoItems))
@@ -273,7 +273,7 @@ func TestLoaderFailureProlongsRecord(t *testing.T) {
 	}
 }
 
-// 6. Redis down: last good data served, redis_error counted, at most one
+// Redis down: last good data served, redis_error counted, at most one
 // Redis attempt per ReloadTTL, not one per read.
 func TestRedisDownServesStaleData(t *testing.T) {
 	mr, rdb := newMiniredis(t)
@@ -317,7 +317,7 @@ func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
 }
 
-// 7. MaxAttempts > 0: ErrAttemptsExhausted after that many failures with no
+// MaxAttempts > 0: ErrAttemptsExhausted after that many failures with no
 // data; negative: one attempt, no such error.
 func TestMaxAttempts(t *testing.T) {
 	fail := func(context.Context) (map[string]item, error) { return nil, errors.New("db down") }
@@ -344,7 +344,7 @@ func TestMaxAttempts(t *testing.T) {
 	}
 }
 
-// 8. AllowEmpty.
+// AllowEmpty.
 func TestAllowEmpty(t *testing.T) {
 	empty := func(context.Context) (map[string]item, error) { return nil, nil }
 	t.Run("allowed", func(t *testing.T) {
@@ -379,7 +379,7 @@ func TestAllowEmpty(t *testing.T) {
 	})
 }
 
-// 8. Key suffix, no-expiry and CacheTTL options.
+// Key suffix, no-expiry and CacheTTL options.
 func TestKeysAndExpiry(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -458,7 +458,7 @@ func TestInvalidConfig(t *testing.T) {
 	}
 }
 
-// 9. Malformed records: warning logged, treated as missing, refilled.
+// Malformed records: warning logged, treated as missing, refilled.
 func TestMalformedRecordIsRefilled(t *testing.T) {
 	for _, name := range []string{"not_json", "no_timestamp", "extra_member", "data_is_array",
 		"timestamp_is_string", "truncated", "empty", "null"} {
@@ -484,7 +484,7 @@ func TestMalformedRecordIsRefilled(t *testing.T) {
 	}
 }
 
-// 9. Values of the wrong type for V make the record malformed, not a panic.
+// Values of the wrong type for V make the record malformed, not a panic.
 func TestWrongValueTypeIsMalformed(t *testing.T) {
 	mr, rdb := newMiniredis(t)
 	mr.Set("resource:Items", `{"data": {"a": {"id": "not a number"}}, "timestamp": 1.5}`)
@@ -496,16 +496,19 @@ func TestWrongValueTypeIsMalformed(t *testing.T) {
 }
 
 // A Codec that panics is contained: its Decode as a malformed record, its
-// Encode as a failed save, and the data the source gave is still served.
+// Encode as a failed load. Data that cannot be written is not served either:
+// every process serves what the record holds.
 func TestPanickingCodecIsContained(t *testing.T) {
 	mr, rdb := newMiniredis(t)
 	mr.Set("resource:Items", "anything")
-	c := mustNew(t, "Items", rdb, LoaderFunc[string, item](staticData(twoItems)), WithCodec(panicCodec{}))
-	if v, err := c.Get(t.Context(), "a"); err != nil || v.Name != "one" {
-		t.Errorf("Get = %+v, %v; want the source's data", v, err)
+	c := mustNew(t, "Items", rdb, LoaderFunc[string, item](staticData(twoItems)), WithCodec[string, item](panicCodec{}))
+	var p *PanicError
+	if _, err := c.Get(t.Context(), "a"); !errors.Is(err, ErrNoData) || !errors.Is(err, ErrLoadFailed) || !errors.As(err, &p) {
+		t.Errorf("Get = %v; want ErrNoData, ErrLoadFailed and a *PanicError", err)
 	}
-	if h := c.Health(); !errors.Is(h.LastError, ErrLoadFailed) || !strings.Contains(h.LastError.Error(), "codec panicked") {
-		t.Errorf("Health.LastError = %v, want the encode panic as ErrLoadFailed", h.LastError)
+	if h := c.Health(); !errors.Is(h.LastError, ErrLoadFailed) || !strings.Contains(h.LastError.Error(), "panic: encode") ||
+		strings.Contains(h.LastError.Error(), "goroutine") {
+		t.Errorf("Health.LastError = %v, want the encode panic as ErrLoadFailed, without a stack", h.LastError)
 	}
 	if got, _ := mr.Get("resource:Items"); got != "anything" {
 		t.Errorf("record = %q, want it untouched", got)
@@ -517,7 +520,7 @@ type panicCodec struct{}
 func (panicCodec) Encode(Record[string, item]) ([]byte, error) { panic("encode") }
 func (panicCodec) Decode([]byte) (Record[string, item], error) { panic("decode") }
 
-// 10. A process that finds the lock taken waits and takes up the record the
+// A process that finds the lock taken waits and takes up the record the
 // holder writes, without calling its own loader.
 func TestLockedRefillWaitsForHolder(t *testing.T) {
 	mr, rdb := newMiniredis(t)
@@ -544,7 +547,7 @@ func TestLockedRefillWaitsForHolder(t *testing.T) {
 	}
 }
 
-// 10. A holder that dies leaves a lock that expires; the next process loads.
+// A holder that dies leaves a lock that expires; the next process loads.
 func TestDeadHolderLockExpires(t *testing.T) {
 	mr, rdb := newMiniredis(t)
 	mr.Set("lock:Items", "locked")
@@ -571,35 +574,38 @@ func TestDeadHolderLockExpires(t *testing.T) {
 	}
 }
 
-// 10. Release deletes only a lock this process holds.
+// Release deletes only a lock this process holds, and every holder's token
+// is its own.
 func TestReleaseOnlyOwnLock(t *testing.T) {
 	mr, rdb := newMiniredis(t)
-	lock := refillLock{rdb: rdb, key: "lock:Items", ttl: 5 * time.Second}
-	token, held, err := lock.acquire(t.Context())
+	c := mustNew(t, "Items", rdb, LoaderFunc[string, item](staticData(twoItems)))
+	token, held, err := c.record.lock(t.Context())
 	if err != nil || !held {
-		t.Fatalf("acquire = %v, %v", held, err)
+		t.Fatalf("lock = %v, %v", held, err)
 	}
 	if ttl := mr.TTL("lock:Items"); ttl != 5*time.Second {
 		t.Errorf("lock TTL = %v, want 5s", ttl)
 	}
-	if _, held, _ := lock.acquire(t.Context()); held {
-		t.Error("a second acquire took a held lock")
+	if _, held, _ := c.record.lock(t.Context()); held {
+		t.Error("a second lock took a held lock")
 	}
 	mr.Set("lock:Items", "someone else's") // ours expired and another took it
-	if err := lock.release(t.Context(), token); err != nil {
-		t.Fatal(err)
-	}
+	c.record.unlock(t.Context(), token)
 	if !mr.Exists("lock:Items") {
-		t.Error("release deleted another process's lock")
+		t.Error("unlock deleted another process's lock")
 	}
 	mr.Del("lock:Items")
-	token, _, _ = lock.acquire(t.Context())
-	if err := lock.release(t.Context(), token); err != nil || mr.Exists("lock:Items") {
-		t.Errorf("release of our own lock: %v, exists=%v", err, mr.Exists("lock:Items"))
+	token2, _, _ := c.record.lock(t.Context())
+	if token2 == token {
+		t.Errorf("two holders got the same token %q", token)
+	}
+	c.record.unlock(t.Context(), token2)
+	if mr.Exists("lock:Items") {
+		t.Error("unlock of our own lock left it")
 	}
 }
 
-// 10. The pause doubles from 1 s up to the lock TTL.
+// The pause doubles from 1 s up to the lock TTL.
 func TestLockPauses(t *testing.T) {
 	var got []time.Duration
 	for p := nextLockPause(0, 5*time.Second); len(got) < 5; p = nextLockPause(p, 5*time.Second) {
@@ -680,7 +686,7 @@ func TestCloseStopsLoading(t *testing.T) {
 	}
 }
 
-// 13. Get allocates nothing (with string and int keys).
+// Get allocates nothing (with string and int keys).
 func TestGetDoesNotAllocate(t *testing.T) {
 	_, rdb := newMiniredis(t)
 	cs := mustNew(t, "S", rdb, LoaderFunc[string, item](staticData(twoItems)))
@@ -688,8 +694,12 @@ func TestGetDoesNotAllocate(t *testing.T) {
 	ctx := t.Context()
 	cs.Get(ctx, "a")
 	ci.Get(ctx, 7)
-	if n := testing.AllocsPerRun(1000, func() { cs.Get(ctx, "a"); cs.Get(ctx, "missing") }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { cs.Get(ctx, "a") }); n != 0 {
 		t.Errorf("Get[string] allocates %v per run", n)
+	}
+	// A miss allocates its *Error, which names the cache and the key.
+	if n := testing.AllocsPerRun(1000, func() { cs.Get(ctx, "missing") }); n != 1 {
+		t.Errorf("Get[string] of a missing key allocates %v per run, want 1", n)
 	}
 	if n := testing.AllocsPerRun(1000, func() { ci.Get(ctx, 7) }); n != 0 {
 		t.Errorf("Get[int] allocates %v per run", n)

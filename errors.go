@@ -101,11 +101,8 @@ func (e *Error) detail() string {
 	if e.Key != "" {
 		s += " " + e.Key
 	}
-	if inner, ok := e.Err.(*Error); ok && inner.Cache == e.Cache {
-		return s + ": " + inner.detail()
-	}
 	if e.Err != nil {
-		s += ": " + e.Err.Error()
+		s += ": " + errText(e.Err)
 	}
 	return s
 }
@@ -122,20 +119,31 @@ type PanicError struct {
 
 func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
 
-// wrapNoData marks err as the cause of a read that found no data: it matches
-// ErrNoData and keeps err's text.
-func wrapNoData(err error) error {
-	if errors.Is(err, ErrNoData) {
-		return err
-	}
-	return &causeError{kind: ErrNoData, err: err}
-}
+// withKind returns err marked as a failure of kind: it matches kind with
+// errors.Is and reads as err alone, where the operation already says the kind
+// (a Redis command that failed, a load that failed).
+func withKind(kind, err error) error { return &kindError{kind: kind, err: err} }
 
-// A causeError puts a sentinel in front of an error.
-type causeError struct {
+type kindError struct {
 	kind error
+	note string // written before err, when not empty
 	err  error
 }
 
-func (e *causeError) Error() string   { return e.kind.Error() + ": " + e.err.Error() }
-func (e *causeError) Unwrap() []error { return []error{e.kind, e.err} }
+func (e *kindError) Error() string {
+	if e.note == "" {
+		return errText(e.err)
+	}
+	return e.note + ": " + errText(e.err)
+}
+
+func (e *kindError) Unwrap() []error { return []error{e.kind, e.err} }
+
+// errText is err's text, without the prefix of an *Error (which the *Error
+// that wraps it writes once).
+func errText(err error) string {
+	if e, ok := err.(*Error); ok {
+		return e.detail()
+	}
+	return err.Error()
+}

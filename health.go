@@ -32,15 +32,23 @@ func (c *Cache[K, V]) Health() Health {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return Health{
-		Key:                 c.key,
+		Key:                 c.record.key,
 		HasData:             s != nil,
 		Items:               s.Len(),
 		RecordSize:          s.size(),
 		RecordTime:          s.Timestamp(),
 		LoadedAt:            s.LoadedAt(),
-		CheckedAt:           s.LoadedAt(),
+		CheckedAt:           unixNano(c.checkedAt.Load()),
 		LastError:           c.lastErr,
 		LastErrorTime:       c.lastErrTime,
 		ConsecutiveFailures: c.failures,
 	}
+}
+
+// unixNano is the time of ns nanoseconds since the epoch; zero for 0.
+func unixNano(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
 }

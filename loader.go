@@ -8,7 +8,8 @@ import (
 
 // A Loader reads the whole dataset from its source (a database table, a
 // remote API). The Cache calls it only from the process that holds the refill
-// lock, and never more than once at a time per Cache.
+// lock, and one call at a time per Cache: a call that has not returned, even
+// one whose ctx has ended, keeps the next from starting (ErrLoaderBusy).
 //
 // Load must honour ctx. The returned map is owned by the Cache afterwards:
 // the Loader must not keep or change it.
@@ -22,11 +23,22 @@ type LoaderFunc[K comparable, V any] func(ctx context.Context) (map[K]V, error)
 // Load calls f(ctx).
 func (f LoaderFunc[K, V]) Load(ctx context.Context) (map[K]V, error) { return f(ctx) }
 
-// callLoader runs the loader so that nothing it does escapes as a panic or a
-// hang: a panic becomes an error, and when ctx ends first the call returns
-// ctx's error while the loader's goroutine is left to finish on its own (a
-// loader that ignores ctx costs one goroutine, not the cache).
-func callLoader[K comparable, V any](ctx context.Context, l Loader[K, V], allowEmpty bool) (map[K]V, error) {
+// callLoader runs the Loader so that nothing it does escapes as a panic or a
+// hang: a panic becomes a *PanicError, and when ctx (bounded by
+// WithLoadTimeout) ends first the call returns ctx's error while the Loader's
+// goroutine is left to finish on its own, holding c.loading until it does.
+// Errors wrap ErrLoadFailed.
+func (c *Cache[K, V]) callLoader(ctx context.Context) (map[K]V, error) {
+	select {
+	case c.loading <- struct{}{}:
+	default:
+		return nil, ErrLoaderBusy
+	}
+	if c.cfg.loadTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.loadTimeout)
+		defer cancel()
+	}
 	type result struct {
 		data map[K]V
 		err  error
@@ -36,23 +48,24 @@ func callLoader[K comparable, V any](ctx context.Context, l Loader[K, V], allowE
 		var r result
 		defer func() {
 			if p := recover(); p != nil {
-				r = result{err: fmt.Errorf("loader panicked: %v\n%s", p, debug.Stack())}
+				r = result{err: &PanicError{Value: p, Stack: debug.Stack()}}
 			}
+			<-c.loading
 			done <- r
 		}()
-		r.data, r.err = l.Load(ctx)
+		r.data, r.err = c.loader.Load(ctx)
 	}()
 	var r result
 	select {
 	case r = <-done:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %w", ErrLoadFailed, context.Cause(ctx))
+		return nil, withKind(ErrLoadFailed, fmt.Errorf("loader did not return: %w", context.Cause(ctx)))
 	}
 	switch {
 	case r.err != nil:
-		return nil, fmt.Errorf("%w: %w", ErrLoadFailed, r.err)
-	case len(r.data) == 0 && !allowEmpty:
-		return nil, fmt.Errorf("%w: %w", ErrLoadFailed, ErrEmptyData)
+		return nil, withKind(ErrLoadFailed, r.err)
+	case len(r.data) == 0 && !c.cfg.allowEmpty:
+		return nil, ErrEmptyData
 	}
 	if r.data == nil {
 		r.data = map[K]V{}

@@ -16,8 +16,12 @@ const (
 	// StatusRedisError: a Redis command failed.
 	StatusRedisError Status = "redis_error"
 	// StatusLoadError: the source failed, panicked, returned disallowed empty
-	// data or data a guard refused, or a refill's record was not written.
+	// data or data a guard refused, or its data could not be encoded.
 	StatusLoadError Status = "load_error"
+	// StatusNotWritten: a load outlived its refill lock and found a newer
+	// record written meanwhile, so it did not write its own (the Python
+	// library has no such outcome).
+	StatusNotWritten Status = "not_written"
 )
 
 // Metrics counts a cache's outcomes. Count is called on the load path, never
@@ -77,8 +81,12 @@ type DogStatsD struct {
 }
 
 // Count increments the counter. A failed send is dropped: statsd is
-// fire-and-forget, and a cache must not fail for want of a metric.
+// fire-and-forget, and a cache must not fail for want of a metric. Without a
+// Client, nothing is sent.
 func (d *DogStatsD) Count(cacheName string, status Status) {
+	if d == nil || d.Client == nil {
+		return
+	}
 	name, tag := d.Name, d.NameTag
 	if name == "" {
 		name = DefaultMetricName

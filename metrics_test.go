@@ -98,3 +98,18 @@ func (r *incrRecorder) Incr(name string, tags []string, rate float64) error {
 	}
 	return nil
 }
+
+// A DogStatsD without a Client (or a nil one) sends nothing and never panics,
+// neither when called directly nor on a cache's load path.
+func TestDogStatsDWithoutClient(t *testing.T) {
+	var nilAdapter *DogStatsD
+	nilAdapter.Count("Fx", StatusSuccess)
+	(&DogStatsD{}).Count("Fx", StatusSuccess)
+
+	_, rdb := newMiniredis(t)
+	l := newCountingLoader[string, item](staticData(twoItems))
+	c := mustNew(t, "NoClient", rdb, l, WithMetrics(&DogStatsD{}))
+	if err := c.Refill(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,6 +1,7 @@
 package kiwicache
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -21,12 +22,13 @@ type Option func(*config)
 type config struct {
 	suffix        string
 	reloadTTL     time.Duration
-	cacheTTL      time.Duration // 0 until set; see resolve
+	cacheTTL      time.Duration // 0 until set; newConfig sets the default
 	noExpiry      bool
 	refillLockTTL time.Duration
 	maxAttempts   int
 	allowEmpty    bool
 	codec         any // a Codec[K, V], checked in New
+	loadTimeout   time.Duration
 	metrics       Metrics
 	logger        *slog.Logger
 	registry      *Registry
@@ -94,11 +96,34 @@ func WithAllowEmpty() Option {
 	return func(c *config) { c.allowEmpty = true }
 }
 
-// WithCodec replaces the record codec. codec must be a Codec[K, V] for the
-// Cache's K and V; New reports any other value as ErrInvalidConfig. Records
-// that Python services read must keep the default JSONCodec.
-func WithCodec(codec any) Option {
-	return func(c *config) { c.codec = codec }
+// WithCodec replaces the record codec. K and V must be the Cache's; New
+// reports others as ErrInvalidConfig. Records that Python services read must
+// keep the default JSONCodec.
+//
+// The JSON codec ends every record with its timestamp, so a reload tells an
+// unchanged record from its length and last bytes. Other codecs cannot be
+// told apart that way: with them every reload reads the whole record, and a
+// load that outlived its refill lock writes only where there is no record.
+func WithCodec[K comparable, V any](codec Codec[K, V]) Option {
+	return func(c *config) {
+		if isNil(codec) {
+			c.errs = append(c.errs, errors.New("WithCodec: nil codec"))
+		}
+		c.codec = codec
+	}
+}
+
+// WithLoadTimeout bounds each call of the Loader to d, on top of the ctx of
+// the reload or refill that makes it. Registry.RefillAll gives every cache the
+// same ctx: a slow source with a load timeout cannot hold a refill slot past
+// it, so the other caches proceed. Default: only the ctx bounds a load.
+func WithLoadTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.errs = append(c.errs, fmt.Errorf("load timeout %v is not positive", d))
+		}
+		c.loadTimeout = d
+	}
 }
 
 // WithMetrics sets where the cache counts its outcomes (see Metrics,
@@ -175,20 +200,28 @@ func newConfig(opts []Option) (config, error) {
 		logger:        slog.Default(),
 		registry:      defaultRegistry,
 	}
-	for _, opt := range opts {
+	for i, opt := range opts {
+		if opt == nil {
+			return c, fmt.Errorf("option %d is nil", i)
+		}
 		opt(&c)
 	}
 	switch {
 	case len(c.errs) > 0:
 		return c, c.errs[0]
-	case c.reloadTTL <= 0:
-		return c, fmt.Errorf("reload TTL %v is not positive", c.reloadTTL)
-	case c.refillLockTTL <= 0:
-		return c, fmt.Errorf("refill lock TTL %v is not positive", c.refillLockTTL)
+	case c.reloadTTL <= 0 || c.reloadTTL > MaxTTL:
+		return c, fmt.Errorf("reload TTL %v is not between 0 and MaxTTL", c.reloadTTL)
+	case c.refillLockTTL <= 0 || c.refillLockTTL > MaxTTL:
+		return c, fmt.Errorf("refill lock TTL %v is not between 0 and MaxTTL", c.refillLockTTL)
+	case c.cacheTTL > MaxTTL:
+		return c, fmt.Errorf("cache TTL %v is over MaxTTL", c.cacheTTL)
 	case c.noExpiry && c.cacheTTL != 0:
 		return c, fmt.Errorf("both WithCacheTTL and WithNoExpiry given")
 	case c.cacheTTL != 0 && c.cacheTTL < c.reloadTTL:
 		return c, fmt.Errorf("cache TTL %v is shorter than reload TTL %v", c.cacheTTL, c.reloadTTL)
+	case c.cacheTTL == 0 && !c.noExpiry && c.reloadTTL > MaxTTL/DefaultCacheTTLFactor:
+		return c, fmt.Errorf("reload TTL %v makes the default cache TTL (%d x) over MaxTTL: give WithCacheTTL or WithNoExpiry",
+			c.reloadTTL, DefaultCacheTTLFactor)
 	}
 	if c.cacheTTL == 0 && !c.noExpiry {
 		c.cacheTTL = DefaultCacheTTLFactor * c.reloadTTL
@@ -200,6 +233,20 @@ func newConfig(opts []Option) (config, error) {
 		c.metrics = noMetrics{}
 	}
 	return c, nil
+}
+
+// MaxTTL bounds every TTL option: Redis takes EX up to far beyond it, but a
+// longer time.Duration would overflow when rounded to seconds or multiplied
+// into the default cache TTL, and a negative TTL would make EXPIRE delete the
+// record.
+const MaxTTL = 100 * 365 * 24 * time.Hour
+
+// recordTTL is the expiry a record is written with: 0, none, with WithNoExpiry.
+func (c config) recordTTL() time.Duration {
+	if c.noExpiry {
+		return 0
+	}
+	return wholeSeconds(c.cacheTTL)
 }
 
 // wholeSeconds rounds d up to whole seconds: PROTOCOL.md writes EX seconds,

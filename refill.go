@@ -1,73 +1,113 @@
 package kiwicache
 
-// Filling the record from the source, under the refill lock of PROTOCOL.md.
+// Filling the record from the source, under the refill lock (PROTOCOL.md):
+// wait for the lock, load, validate, save. The Redis commands are recordStore's.
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
-// refill fills the record from the source under the refill lock. Unless
-// force, a record that another process wrote meanwhile is taken instead of
-// loading; with force, only one written after refill began is.
-//
-// The returned record is the one to serve; it can come with an error (the
-// source gave data but writing it to Redis failed).
-func (c *Cache[K, V]) refill(ctx context.Context, force bool) (*Record[K, V], error) {
-	var since time.Time // a record newer than this makes our load needless
-	if force {
-		since = time.Now()
-	}
-	token, held, err := c.lock.acquire(ctx)
+// refill fills the record from the source under the lock, unless a record
+// other than seen (the one found missing or unusable, or there when Refill
+// began) is written meanwhile: that is taken instead of loading.
+func (c *Cache[K, V]) refill(ctx context.Context, seen recordID) (s *Snapshot[K, V], err error) {
+	start := time.Now()
+	defer func() { observe(c.cfg.metrics, c.name, OpRefill, start, err) }()
+	token, taken, err := c.record.lock(ctx)
 	if err != nil {
-		return nil, c.redisError(ctx, "kiwicache.refill_lock_failed", "SET NX", err)
+		return nil, err
 	}
-	if !held {
-		c.log.WarnContext(ctx, "kiwicache.refill_locked", "key", c.key)
-		var rec *Record[K, V]
-		start := time.Now()
-		rec, token, err = c.waitForRefill(ctx, since)
-		observe(c.cfg.metrics, c.name, OpLockWait, start, err)
-		if rec != nil || err != nil {
-			return rec, err
-		}
+	if !taken {
+		return c.waitThenRefill(ctx, seen)
 	}
 	defer c.unlock(ctx, token)
-	if !force {
-		// The record was missing when we looked; a holder that has just
-		// released the lock may have written it since.
-		if rec, err := c.fetch(ctx); err != nil || rec != nil {
-			return rec, err
-		}
+	// A holder may have written the record and released the lock since seen
+	// was read.
+	if s, err := c.takeChanged(ctx, seen); s != nil || err != nil {
+		return s, err
 	}
-	return c.loadAndSave(ctx)
+	return c.loadAndSave(ctx, token, seen)
 }
 
-// waitForRefill waits while another process holds the lock: it returns the
-// record that process writes, or the lock once it is free.
-func (c *Cache[K, V]) waitForRefill(ctx context.Context, since time.Time) (*Record[K, V], string, error) {
+// refillForced loads the source whatever the record holds (Refill).
+func (c *Cache[K, V]) refillForced(ctx context.Context) (*Snapshot[K, V], error) {
+	start := time.Now()
+	seen, err := c.record.identify(ctx)
+	if err != nil {
+		observe(c.cfg.metrics, c.name, OpRefill, start, err) // refill times the rest
+		return nil, err
+	}
+	return c.refill(ctx, seen)
+}
+
+// waitThenRefill waits while another process holds the lock: it returns the
+// record that process writes (any but seen), or takes the lock once it is
+// free and loads the source.
+func (c *Cache[K, V]) waitThenRefill(ctx context.Context, seen recordID) (*Snapshot[K, V], error) {
+	c.log.WarnContext(ctx, "kiwicache.refill_locked", "key", c.record.key)
+	start := time.Now()
+	s, token, err := c.waitForLock(ctx, seen)
+	observe(c.cfg.metrics, c.name, OpLockWait, start, err)
+	if s != nil || err != nil {
+		return s, err
+	}
+	defer c.unlock(ctx, token)
+	return c.loadAndSave(ctx, token, seen)
+}
+
+func (c *Cache[K, V]) waitForLock(ctx context.Context, seen recordID) (*Snapshot[K, V], lockToken, error) {
 	for pause := nextLockPause(0, c.cfg.refillLockTTL); ; pause = nextLockPause(pause, c.cfg.refillLockTTL) {
 		if err := sleep(ctx, pause); err != nil {
-			return nil, "", err
+			return nil, "", &Error{Cache: c.id, Op: "wait for lock", Key: c.record.lockKey, Err: err}
 		}
-		rec, err := c.fetch(ctx)
-		if err != nil {
-			return nil, "", err
+		if s, err := c.takeChanged(ctx, seen); s != nil || err != nil {
+			return s, "", err
 		}
-		if rec != nil && rec.Timestamp.After(since) {
-			return rec, "", nil
+		token, taken, err := c.record.lock(ctx)
+		if err != nil || taken {
+			return nil, token, err
 		}
-		token, held, err := c.lock.acquire(ctx)
-		if err != nil {
-			return nil, "", c.redisError(ctx, "kiwicache.refill_lock_failed", "SET NX", err)
-		}
-		if held {
-			return nil, token, nil
-		}
+	}
+}
+
+// takeChanged returns the record in Redis if it is not seen and can be
+// served; nil if not.
+func (c *Cache[K, V]) takeChanged(ctx context.Context, seen recordID) (*Snapshot[K, V], error) {
+	f, err := c.record.fetch(ctx, seen)
+	if err != nil || f.b == nil || f.id == seen {
+		return nil, err
+	}
+	s, err := c.decode(f.b, f.id)
+	if err != nil || s.Len() == 0 && !c.cfg.allowEmpty {
+		return nil, nil
+	}
+	return s, nil
+}
+
+// firstLockPause is the first wait of a process that finds the lock taken;
+// each next wait doubles, up to the lock's ttl (PROTOCOL.md, Refill 2).
+const firstLockPause = time.Second
+
+func nextLockPause(pause, ttl time.Duration) time.Duration {
+	if pause == 0 {
+		return min(firstLockPause, ttl)
+	}
+	return min(2*pause, ttl)
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
 	}
 }
 
@@ -77,132 +117,160 @@ func (c *Cache[K, V]) cleanupContext(ctx context.Context) (context.Context, cont
 	return context.WithTimeout(context.WithoutCancel(ctx), c.cfg.refillLockTTL)
 }
 
-func (c *Cache[K, V]) unlock(ctx context.Context, token string) {
+func (c *Cache[K, V]) unlock(ctx context.Context, token lockToken) {
 	// Release even when ctx has ended: the lock would block others for its ttl.
 	ctx, cancel := c.cleanupContext(ctx)
 	defer cancel()
-	if err := c.lock.release(ctx, token); err != nil {
-		c.redisError(ctx, "kiwicache.release_lock_failed", "EVALSHA", err)
-	}
+	c.record.unlock(ctx, token)
 }
 
-func (c *Cache[K, V]) loadAndSave(ctx context.Context) (*Record[K, V], error) {
-	started := time.Now()
-	data, err := callLoader(ctx, c.loader, c.cfg.allowEmpty)
+// loadAndSave loads the source under the lock token and writes the record,
+// unless the lock was lost and the record is no longer seen (see
+// recordStore.write). It returns the snapshot to serve: the record written,
+// decoded as every other process decodes it.
+func (c *Cache[K, V]) loadAndSave(ctx context.Context, token lockToken, seen recordID) (*Snapshot[K, V], error) {
+	defer c.watchLock(ctx, token)()
+	data, err := c.load(ctx)
+	if err != nil {
+		c.loadFailed(ctx, err)
+		return nil, err
+	}
+	b, s, err := c.encode(data)
+	if err != nil {
+		c.loadFailed(ctx, err)
+		return nil, err
+	}
+	return c.save(ctx, b, s, token, seen)
+}
+
+// load calls the Loader and applies the guards to what it returns.
+func (c *Cache[K, V]) load(ctx context.Context) (map[K]V, error) {
+	data, err := c.callLoader(ctx)
 	if err == nil {
 		err = c.validate(ctx, data)
 	}
-	var rec *Record[K, V]
-	var b []byte
-	if err == nil {
-		// The record holds microseconds; the snapshot must carry the same time.
-		rec = &Record[K, V]{Data: data, Timestamp: time.Now().Truncate(time.Microsecond)}
-		if b, err = c.encodeRecord(rec); err != nil && !errors.Is(err, ErrRecordTooLarge) {
-			// Good data that the codec cannot write: served here, all the same.
-			c.cfg.metrics.Count(c.name, StatusLoadError)
-			c.log.ErrorContext(ctx, "kiwicache.save_failed", "key", c.key, "error", err)
-			return rec, err
-		}
-	}
 	if err != nil {
-		c.cfg.metrics.Count(c.name, StatusLoadError)
-		c.log.ErrorContext(ctx, "kiwicache.source_exception", "key", c.key, "error", err)
-		cleanup, cancel := c.cleanupContext(ctx)
-		defer cancel()
-		c.keepRecordAlive(cleanup)
-		return nil, err
+		return nil, &Error{Cache: c.id, Op: "load", Key: c.record.key, Err: err}
 	}
-	written, err := c.writeIfNewer(ctx, b, started)
-	if err != nil {
-		return rec, err // served here, though no other process sees it
-	}
-	if !written {
-		// Another process wrote a record after this load began (this one took
-		// longer than the lock lives): its data is at least as new, keep it.
-		c.log.WarnContext(ctx, "kiwicache.newer_record_kept", "key", c.key, "load_started", started)
-		if newer, err := c.fetch(ctx); err != nil || newer != nil {
-			return newer, err
-		}
-		return rec, nil
-	}
-	rec.size = len(b)
-	c.cfg.metrics.Count(c.name, StatusSuccess)
-	return rec, nil
+	return data, nil
 }
 
-// encodeRecord encodes rec for Redis; an error wraps ErrLoadFailed.
-func (c *Cache[K, V]) encodeRecord(rec *Record[K, V]) ([]byte, error) {
-	b, err := c.encode(rec)
+// encode makes the record of data, and the snapshot that other processes
+// will decode from it: served here too, so that every process serves the same
+// values for the same record (an int from the Loader is a Number in an any
+// after a round trip, a field tagged json:"-" is gone).
+func (c *Cache[K, V]) encode(data map[K]V) ([]byte, *Snapshot[K, V], error) {
+	// The record holds microseconds; the snapshot must carry the same time.
+	rec := Record[K, V]{Data: data, Timestamp: time.Now().Truncate(time.Microsecond)}
+	b, err := c.encodeRecord(rec)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrLoadFailed, err)
+		return nil, nil, err
 	}
-	if c.cfg.maxRecordSize > 0 && len(b) > c.cfg.maxRecordSize {
-		return nil, fmt.Errorf("%w: %w: %d bytes, over the maximum %d", ErrLoadFailed, ErrRecordTooLarge, len(b), c.cfg.maxRecordSize)
+	s, err := c.decode(b, idOf(b))
+	if err != nil {
+		return nil, nil, &Error{Cache: c.id, Op: "encode", Key: c.record.key,
+			Err: withKind(ErrLoadFailed, fmt.Errorf("the codec cannot read back what it wrote: %w", err))}
+	}
+	return b, s, nil
+}
+
+// encodeRecord encodes rec; an error is an *Error wrapping ErrLoadFailed. A
+// Codec that panics is an error, not a crash.
+func (c *Cache[K, V]) encodeRecord(rec Record[K, V]) (b []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			stack := debug.Stack()
+			c.log.Error("kiwicache.codec_panicked", "key", c.record.key, "panic", p, "stack", string(stack))
+			err = &Error{Cache: c.id, Op: "encode", Key: c.record.key, Err: withKind(ErrLoadFailed, &PanicError{Value: p, Stack: stack})}
+		}
+	}()
+	b, err = c.codec.Encode(rec)
+	if err == nil && c.cfg.maxRecordSize > 0 && len(b) > c.cfg.maxRecordSize {
+		err = fmt.Errorf("%w: %d bytes, over the maximum %d", ErrRecordTooLarge, len(b), c.cfg.maxRecordSize)
+	}
+	if err != nil {
+		return nil, &Error{Cache: c.id, Op: "encode", Key: c.record.key, Err: withKind(ErrLoadFailed, err)}
 	}
 	return b, nil
 }
 
-// recordTTL is the expiry a record is written with: none with WithNoExpiry.
-func (c *Cache[K, V]) recordTTL() time.Duration {
-	if c.cfg.noExpiry {
-		return 0
+// save writes the record b (served as s) and counts the outcome.
+func (c *Cache[K, V]) save(ctx context.Context, b []byte, s *Snapshot[K, V], token lockToken, seen recordID) (*Snapshot[K, V], error) {
+	written, err := c.record.write(ctx, b, token, seen)
+	if err != nil {
+		return s, err // good data: served here, though no other process sees it yet
 	}
-	return wholeSeconds(c.cfg.cacheTTL)
+	if written {
+		c.cfg.metrics.Count(c.name, StatusSuccess)
+		return s, nil
+	}
+	// This load outlived its lock, and another process wrote the record since
+	// it began: that process began its load later, so its record is newer.
+	c.cfg.metrics.Count(c.name, StatusNotWritten)
+	err = &Error{Cache: c.id, Op: "SET", Key: c.record.key, Err: fmt.Errorf(
+		"%w: this load lost the lock %s, and another process has written the record since the load began",
+		ErrNotWritten, c.record.lockKey)}
+	c.log.WarnContext(ctx, "kiwicache.newer_record_kept", "key", c.record.key, "error", err)
+	newer, ferr := c.takeChanged(ctx, seen)
+	if ferr != nil {
+		return nil, errors.Join(err, ferr)
+	}
+	return newer, err
 }
 
-// writeIfNewerScript sets the record unless the one in Redis was written at
-// or after ARGV[3] (float seconds): a load that outlived its lock must not
-// replace what the next lock holder wrote.
-var writeIfNewerScript = redis.NewScript(`
-local tail = redis.call("GETRANGE", KEYS[1], -64, -1)
-local ts = string.match(tail, '"timestamp"%s*:%s*([%d%.eE%+%-]+)%s*}%s*$')
-if ts and tonumber(ts) and tonumber(ts) >= tonumber(ARGV[3]) then
-	return 0
-end
-if tonumber(ARGV[2]) > 0 then
-	redis.call("SET", KEYS[1], ARGV[1], "EX", ARGV[2])
-else
-	redis.call("SET", KEYS[1], ARGV[1])
-end
-return 1`)
+// loadFailed counts and logs a failed load, and keeps the record alive: other
+// processes keep the stale record for another CacheTTL, and a record that has
+// expired is written back from this process's snapshot.
+func (c *Cache[K, V]) loadFailed(ctx context.Context, err error) {
+	c.cfg.metrics.Count(c.name, StatusLoadError)
+	attrs := []any{"key", c.record.key, "error", err}
+	if p := (*PanicError)(nil); errors.As(err, &p) {
+		attrs = append(attrs, "stack", string(p.Stack))
+	}
+	c.log.ErrorContext(ctx, "kiwicache.source_exception", attrs...)
 
-func (c *Cache[K, V]) writeIfNewer(ctx context.Context, b []byte, since time.Time) (bool, error) {
-	written, err := writeIfNewerScript.Run(ctx, c.rdb, []string{c.key},
-		b, int64(c.recordTTL()/time.Second), string(appendUnixSeconds(nil, since))).Bool()
-	if err != nil {
-		return false, c.redisError(ctx, "kiwicache.save_failed", "SET", err)
-	}
-	return written, nil
-}
-
-// keepRecordAlive runs after a failed load: other processes keep the stale
-// record for another CacheTTL, and a record that has expired is written back
-// from this process's snapshot.
-func (c *Cache[K, V]) keepRecordAlive(ctx context.Context) {
-	exists, command, err := false, "EXPIRE", error(nil)
-	if c.cfg.noExpiry {
-		var n int64
-		n, err = c.rdb.Exists(ctx, c.key).Result()
-		exists, command = n > 0, "EXISTS"
-	} else {
-		exists, err = c.rdb.Expire(ctx, c.key, wholeSeconds(c.cfg.cacheTTL)).Result()
-	}
-	if err != nil {
-		c.redisError(ctx, "kiwicache.prolong_expiration_failed", command, err)
-		return
-	}
+	ctx, cancel := c.cleanupContext(ctx)
+	defer cancel()
+	exists, perr := c.record.prolong(ctx)
 	s := c.snap.Load()
-	if exists || s == nil || (len(s.data) == 0 && !c.cfg.allowEmpty) {
+	if perr != nil || exists || s == nil || (s.Len() == 0 && !c.cfg.allowEmpty) {
 		return
 	}
-	// Written with its own timestamp: the data is no newer for being
-	// rewritten. NX: a record that another process wrote meanwhile is newer.
-	b, err := c.encodeRecord(&Record[K, V]{Data: s.data, Timestamp: s.timestamp})
-	if err != nil {
-		c.log.ErrorContext(ctx, "kiwicache.save_failed", "key", c.key, "error", err)
+	// Written with its own timestamp: the data is no newer for being rewritten.
+	b, eerr := c.encodeRecord(Record[K, V]{Data: s.data, Timestamp: s.timestamp})
+	if eerr != nil {
+		c.log.ErrorContext(ctx, "kiwicache.save_failed", "key", c.record.key, "error", eerr)
 		return
 	}
-	if err := c.rdb.SetNX(ctx, c.key, b, c.recordTTL()).Err(); err != nil {
-		c.redisError(ctx, "kiwicache.save_failed", "SET NX", err)
+	c.record.restore(ctx, b)
+}
+
+// watchLock extends the lock every third of its TTL while a load runs, so
+// that a slow but live holder keeps it; a holder that dies still loses it
+// after RefillLockTTL. The returned func stops it.
+func (c *Cache[K, V]) watchLock(ctx context.Context, token lockToken) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(max(wholeSeconds(c.cfg.refillLockTTL)/3, 10*time.Millisecond))
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if held, err := c.record.extendLock(ctx, token); err != nil || !held {
+				if err == nil {
+					c.log.WarnContext(ctx, "kiwicache.refill_lock_lost", "key", c.record.lockKey)
+				}
+				return
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
 	}
 }

@@ -15,6 +15,9 @@ type Refiller interface {
 	Key() string
 	// Refill loads the dataset from its source into Redis.
 	Refill(ctx context.Context) error
+	// Health reports the cache's state without I/O, for status pages and
+	// metrics (see Registry.Health).
+	Health() Health
 }
 
 // A Registry holds caches by record key, so that a periodic job can refill
@@ -78,21 +81,46 @@ func (r *Registry) Keys() []string {
 	return keys
 }
 
-// RefillAll refills every registered cache from its source, Concurrency at a
-// time, and returns every failure joined (nil when all succeeded), each
-// prefixed with its record key.
-func (r *Registry) RefillAll(ctx context.Context) error {
+// Health returns the Health of every registered cache, sorted by key. It does
+// no I/O, so a status page or a metrics collector may call it on every
+// request or scrape.
+func (r *Registry) Health() []Health {
+	entries := r.sortedEntries()
+	hs := make([]Health, len(entries))
+	for i, c := range entries {
+		hs[i] = c.Health()
+		// Key repeats the registration key, so that a Refiller whose Health
+		// leaves it out still shows which cache it is.
+		hs[i].Key = c.Key()
+	}
+	return hs
+}
+
+// sortedEntries returns the registered caches sorted by key. The caller calls
+// them without holding r.mu, so that a slow Refill or Health never blocks
+// Register or Unregister.
+func (r *Registry) sortedEntries() []Refiller {
 	r.mu.Lock()
 	entries := make([]Refiller, 0, len(r.entries))
 	for _, c := range r.entries {
 		entries = append(entries, c)
 	}
+	r.mu.Unlock()
+	slices.SortFunc(entries, func(a, b Refiller) int { return strings.Compare(a.Key(), b.Key()) })
+	return entries
+}
+
+// RefillAll refills every registered cache from its source, Concurrency at a
+// time, and returns every failure joined (nil when all succeeded), each
+// prefixed with its record key.
+func (r *Registry) RefillAll(ctx context.Context) error {
+	r.mu.Lock()
 	limit := r.Concurrency
 	r.mu.Unlock()
 	if limit <= 0 {
 		limit = DefaultRefillConcurrency
 	}
-	slices.SortFunc(entries, func(a, b Refiller) int { return strings.Compare(a.Key(), b.Key()) })
+	entries := r.sortedEntries()
 
 	errs := make([]error, len(entries))
 	sem := make(chan struct{}, limit)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -161,3 +162,54 @@ type refillFunc struct {
 
 func (r refillFunc) Key() string                      { return r.key }
 func (r refillFunc) Refill(ctx context.Context) error { return r.refill(ctx) }
+func (r refillFunc) Health() Health                   { return Health{} }
+
+// Registry.Health lists every registered cache, sorted by key, with the state
+// its own Health reports: data and size for a cache that loaded, the error and
+// failure count for one whose source failed, no data for one never read. A
+// closed cache is no longer listed.
+func TestRegistryHealth(t *testing.T) {
+	_, rdb := newMiniredis(t)
+	reg := new(Registry)
+	errDB := errors.New("db down")
+	good := mustNew(t, "Good", rdb, LoaderFunc[string, item](staticData(twoItems)), WithRegistry(reg))
+	bad := mustNew(t, "Bad", rdb, LoaderFunc[string, item](func(context.Context) (map[string]item, error) {
+		return nil, errDB
+	}), WithRegistry(reg))
+	idle := mustNew(t, "Good", rdb, LoaderFunc[string, item](staticData(twoItems)),
+		WithSuffix("idle"), WithRegistry(reg))
+	reg.Register(refillFunc{key: "resource:Bare"}) // a Refiller whose Health leaves Key empty
+
+	if _, err := good.Get(t.Context(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	bad.Refill(t.Context())
+	bad.Refill(t.Context())
+
+	hs := reg.Health()
+	keys := make([]string, len(hs))
+	for i, h := range hs {
+		keys[i] = h.Key
+	}
+	want := []string{"resource:Bad", "resource:Bare", "resource:Good", "resource:Good:idle"}
+	if !slices.Equal(keys, want) {
+		t.Fatalf("Health keys = %q, want %q", keys, want)
+	}
+	if h := hs[2]; !h.HasData || h.Items != 2 || h.RecordSize == 0 || h.LoadedAt.IsZero() || !reflect.DeepEqual(h, good.Health()) {
+		t.Errorf("loaded cache: %+v, want its own Health with 2 items and a record size", h)
+	}
+	if h := hs[0]; h.HasData || h.ConsecutiveFailures != 2 || !errors.Is(h.LastError, errDB) {
+		t.Errorf("failing cache: %+v, want no data, 2 failures, the source's error", h)
+	}
+	if h := hs[3]; h.HasData || h.ConsecutiveFailures != 0 || h.LastError != nil {
+		t.Errorf("unread cache: %+v, want the zero state", h)
+	}
+
+	idle.Close()
+	if hs := reg.Health(); len(hs) != 3 || hs[2].Key != "resource:Good" {
+		t.Errorf("after Close, Health lists %d caches: %+v", len(hs), hs)
+	}
+	if hs := new(Registry).Health(); len(hs) != 0 {
+		t.Errorf("empty registry: %+v", hs)
+	}
+}

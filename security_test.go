@@ -25,7 +25,7 @@ const (
 	testACLPassword = "s3cret-acl-91c4"
 )
 
-// issue 5.8: AUTH with requirepass and with an ACL user work through the
+// AUTH with requirepass and with an ACL user work through the
 // caller's client; a wrong password fails with errors and logs that name no
 // secret.
 func TestRedisAuth(t *testing.T) {
@@ -74,7 +74,7 @@ func assertNoSecret(t *testing.T, where, s string) {
 	}
 }
 
-// issue 5.8: TLS, with a certificate the test makes, through the caller's
+// TLS, with a certificate the test makes, through the caller's
 // client; a client that does not trust it fails cleanly.
 func TestRedisTLS(t *testing.T) {
 	dir := t.TempDir()

@@ -13,10 +13,10 @@ import (
 // replace an item. Values are shared, not copied: when V holds maps, slices
 // or pointers, treat what they point to as read-only.
 type Snapshot[K comparable, V any] struct {
-	data       map[K]V
-	timestamp  time.Time
-	loadedAt   time.Time
-	recordSize int // of the record it came from (see recordUnchanged)
+	data      map[K]V
+	timestamp time.Time
+	loadedAt  time.Time
+	record    recordID // of the record it came from
 }
 
 // Get returns the item stored under key and whether there is one. It inlines
@@ -76,5 +76,5 @@ func (s *Snapshot[K, V]) size() int {
 	if s == nil {
 		return 0
 	}
-	return s.recordSize
+	return int(max(s.record.size, 0))
 }

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// issue 5.4: a refused source result is a load_error and the record stays as
+// A refused source result is a load_error and the record stays as
 // it was, for a process with data and for a cron job without.
 func TestValidationRefusesSourceData(t *testing.T) {
 	errTooFew := errors.New("too few airlines")
@@ -83,7 +83,7 @@ func TestValidationOptionsAreChecked(t *testing.T) {
 	}
 }
 
-// issue 5.7: a record over WithMaxRecordSize is not read (nor overwritten),
+// A record over WithMaxRecordSize is not read (nor overwritten),
 // and source data that would encode larger is not written.
 func TestMaxRecordSize(t *testing.T) {
 	mr, rdb := newMiniredis(t)
@@ -116,7 +116,7 @@ func TestMaxRecordSize(t *testing.T) {
 }
 
 // A load that outlives its lock must not replace the record that the next
-// lock holder wrote meanwhile: it takes that record instead.
+// lock holder wrote meanwhile: it takes that record instead, and says so.
 func TestLateLoadKeepsNewerRecord(t *testing.T) {
 	mr, rdb := newMiniredis(t)
 	logs := &logBuffer{}
@@ -132,13 +132,13 @@ func TestLateLoadKeepsNewerRecord(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- c.Refill(t.Context()) }()
 	<-started
-	// Meanwhile the lock expires and another process writes newer data.
-	time.Sleep(2 * time.Millisecond)
+	// Meanwhile the lock expires, another process takes it and writes newer data.
+	mr.Set("lock:Items", "another process's token")
 	mr.Set("resource:Items", fmt.Sprintf(`{"data": {"a": {"name": "newer"}}, "timestamp": %.6f}`,
 		float64(time.Now().UnixMicro())/1e6))
 	close(release)
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	if err := <-done; !errors.Is(err, ErrNotWritten) {
+		t.Errorf("Refill = %v, want ErrNotWritten", err)
 	}
 	if got := must(mr.Get("resource:Items")); !strings.Contains(got, "newer") {
 		t.Errorf("record = %s, want the newer one kept", got)
@@ -146,8 +146,8 @@ func TestLateLoadKeepsNewerRecord(t *testing.T) {
 	if v := must(c.Get(t.Context(), "a")); v.Name != "newer" {
 		t.Errorf("Get = %+v, want the newer record's data", v)
 	}
-	if !logs.has("WARN", "kiwicache.newer_record_kept") || m.get("Items", StatusSuccess) != 0 {
-		t.Errorf("want newer_record_kept logged and no success counted: %s", logs)
+	if !logs.has("WARN", "kiwicache.newer_record_kept") || m.get("Items", StatusSuccess) != 0 || m.get("Items", StatusNotWritten) != 1 {
+		t.Errorf("want newer_record_kept logged, not_written counted, no success: %s", logs)
 	}
 }
 

@@ -15,6 +15,7 @@ package sqlloader
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding"
 	"errors"
 	"fmt"
@@ -45,6 +46,14 @@ type Table struct {
 // ErrInvalidTable is returned for a Table that names no table or key, or a
 // V that rows cannot be read into.
 var ErrInvalidTable = errors.New("sqlloader: invalid table")
+
+// ErrNullKey is wrapped by the error of a TableLoader's Load when a row's key
+// column is NULL. A NULL has no key of its own: the Python library caches
+// such a row under "null", where a real row keyed "null" would also go, and
+// an earlier version of this package under "<nil>". The load fails instead,
+// naming the table and the column; select the rows you mean with
+// Where: `"key" IS NOT NULL`.
+var ErrNullKey = errors.New("NULL key")
 
 // query builds the SELECT. Identifiers are quoted, with any quote inside
 // doubled, so that no name can be read as SQL.
@@ -120,10 +129,19 @@ func TableLoader[K comparable, V any](db *sql.DB, t Table) (kiwicache.Loader[K, 
 	return kiwicache.LoaderFunc[K, V](func(ctx context.Context) (map[K]V, error) {
 		rows, err := db.QueryContext(ctx, q, t.Args...)
 		if err != nil {
-			return nil, fmt.Errorf("sqlloader: %s: %w", t.Name, err)
+			return nil, fmt.Errorf("sqlloader: %s: %w", t.source(), err)
 		}
-		return collect(rows, read)
+		return collect(rows, t.source(), read)
 	}), nil
+}
+
+// source names the table in errors: table "schema"."name".
+func (t Table) source() string {
+	name := strconv.Quote(t.Name)
+	if t.Schema != "" {
+		name = strconv.Quote(t.Schema) + "." + name
+	}
+	return "table " + name
 }
 
 // QueryLoader returns a Loader that runs query with args and makes each row
@@ -134,28 +152,36 @@ func QueryLoader[K comparable, V any](db *sql.DB, query string, args []any, scan
 		if err != nil {
 			return nil, fmt.Errorf("sqlloader: query: %w", err)
 		}
-		return collect(rows, func(rows *sql.Rows, _ []*sql.ColumnType) (K, V, error) { return scan(rows) })
+		return collect(rows, "query", func(rows *sql.Rows, _ []*sql.ColumnType) (K, V, error) { return scan(rows) })
 	})
 }
 
 type rowReader[K comparable, V any] func(rows *sql.Rows, cols []*sql.ColumnType) (K, V, error)
 
-func collect[K comparable, V any](rows *sql.Rows, read rowReader[K, V]) (map[K]V, error) {
+// collect reads every row; errors name the source (a table, or "query") and
+// the row.
+func collect[K comparable, V any](rows *sql.Rows, source string, read rowReader[K, V]) (map[K]V, error) {
 	defer rows.Close()
 	cols, err := rows.ColumnTypes()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sqlloader: %s: %w", source, err)
 	}
 	data := map[K]V{}
-	for rows.Next() {
+	for n := 1; rows.Next(); n++ {
 		k, v, err := read(rows, cols)
 		if err != nil {
-			return nil, fmt.Errorf("sqlloader: row %d: %w", len(data)+1, err)
+			return nil, fmt.Errorf("sqlloader: %s: row %d: %w", source, n, err)
 		}
 		data[k] = v
 	}
-	return data, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlloader: %s: %w", source, err)
+	}
+	return data, nil
 }
+
+// nullKey is the error of a row whose key column is NULL.
+func nullKey(column string) error { return fmt.Errorf("%w in column %q", ErrNullKey, column) }
 
 func newRowReader[K comparable, V any](key string) (rowReader[K, V], error) {
 	vt := reflect.TypeFor[V]()
@@ -181,7 +207,7 @@ func newRowReader[K comparable, V any](key string) (rowReader[K, V], error) {
 			if keyAt < 0 {
 				return k, v, fmt.Errorf("no key column %q in the result", key)
 			}
-			k, err = convertKey[K](values[keyAt])
+			k, err = convertKey[K](values[keyAt], key)
 			return k, any(row).(V), err
 		}, nil
 	case vt.Kind() == reflect.Struct:
@@ -212,6 +238,9 @@ func structReader[K comparable, V any](key string, vt reflect.Type) rowReader[K,
 			}
 		}
 		if err := rows.Scan(dest...); err != nil {
+			if keyIsNull(rows, cols, key) {
+				return k, v, nullKey(key)
+			}
 			if strings.Contains(err.Error(), "NULL") {
 				err = fmt.Errorf("%w (a column that can be NULL needs a pointer or sql.Null* field)", err)
 			}
@@ -220,7 +249,7 @@ func structReader[K comparable, V any](key string, vt reflect.Type) rowReader[K,
 		if keyField >= 0 {
 			keyValue = reflect.ValueOf(dest[keyField]).Elem().Interface()
 		}
-		k, err = convertKey[K](keyValue)
+		k, err = convertKey[K](keyValue, key)
 		return k, v, err
 	}
 }
@@ -247,13 +276,52 @@ func fieldFor(t reflect.Type, column string) (reflect.StructField, bool) {
 	return byName, found
 }
 
-// convertKey makes a key of type K from the key column's value.
-func convertKey[K comparable](v any) (k K, err error) {
+// keyIsNull reports whether the key column of the current row is NULL,
+// scanning the row again: a failed Scan does not say which column failed
+// but in its text.
+func keyIsNull(rows *sql.Rows, cols []*sql.ColumnType, key string) bool {
+	values := make([]any, len(cols))
+	for i := range values {
+		values[i] = new(any)
+	}
+	if rows.Scan(values...) != nil {
+		return false
+	}
+	for i, c := range cols {
+		if c.Name() == key {
+			return *values[i].(*any) == nil
+		}
+	}
+	return false
+}
+
+// convertKey makes a key of type K from the value of the key column, a NULL
+// (nil, a nil pointer, an invalid sql.Null*) being an error.
+func convertKey[K comparable](v any, column string) (k K, err error) {
 	if b, ok := v.([]byte); ok {
 		v = string(b)
 	}
 	if kv, ok := v.(K); ok {
 		return kv, nil
+	}
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer { // a nullable field
+		if rv.IsNil() {
+			return k, nullKey(column)
+		}
+		return convertKey[K](rv.Elem().Interface(), column)
+	}
+	if valuer, ok := v.(driver.Valuer); ok { // sql.NullString and the like
+		dv, err := valuer.Value()
+		switch {
+		case err != nil:
+			return k, err
+		case dv != nil:
+			return convertKey[K](dv, column)
+		}
+		v = nil
+	}
+	if v == nil {
+		return k, nullKey(column)
 	}
 	if u, ok := any(&k).(encoding.TextUnmarshaler); ok {
 		return k, u.UnmarshalText(fmt.Append(nil, v))

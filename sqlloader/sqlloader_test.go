@@ -181,3 +181,76 @@ func TestSQLite(t *testing.T) {
 		t.Errorf("query loader = %v", got)
 	}
 }
+
+// A row whose key column is NULL fails the load with an error that wraps
+// ErrNullKey and names the table and the column, whatever V and the key's
+// field type are: no row is cached under a made-up key such as "<nil>" (where
+// a real row keyed "<nil>" would also go) or Python's "null".
+func TestNullKey(t *testing.T) {
+	for name, open := range map[string]func(*testing.T) *sql.DB{"sqlite": openSQLite, "postgres": openPostgres} {
+		t.Run(name, func(t *testing.T) {
+			db := open(t)
+			exec1(t, db, `CREATE TABLE carriers (code TEXT, name TEXT, fleet INTEGER)`)
+			exec1(t, db, `INSERT INTO carriers VALUES ('<nil>', 'Real row keyed <nil>', 1), ('null', 'Real row keyed null', 2), (NULL, 'No code', NULL)`)
+			checkNull := func(what string, err error) {
+				t.Helper()
+				if !errors.Is(err, ErrNullKey) || !strings.Contains(err.Error(), `table "carriers"`) ||
+					!strings.Contains(err.Error(), `column "code"`) || !strings.Contains(err.Error(), "row 3") {
+					t.Errorf("%s: %v", what, err)
+				}
+			}
+			table := Table{Name: "carriers", Key: "code"}
+			_, err := must(TableLoader[string, map[string]any](db, table)).Load(t.Context())
+			checkNull("map[string]any", err)
+
+			type byString struct {
+				Code  string
+				Name  string
+				Fleet *int
+			}
+			_, err = must(TableLoader[string, byString](db, table)).Load(t.Context())
+			checkNull("string field", err)
+			type byPointer struct {
+				Code  *string
+				Name  string
+				Fleet *int
+			}
+			_, err = must(TableLoader[string, byPointer](db, table)).Load(t.Context())
+			checkNull("*string field", err)
+			type byNullString struct {
+				Code  sql.NullString
+				Name  string
+				Fleet sql.NullInt64
+			}
+			_, err = must(TableLoader[string, byNullString](db, table)).Load(t.Context())
+			checkNull("sql.NullString field", err)
+			type noKeyField struct {
+				Name  string
+				Fleet *int
+			}
+			_, err = must(TableLoader[string, noKeyField](db, table)).Load(t.Context())
+			checkNull("no field for the key", err)
+
+			// An integer key, NULL.
+			_, err = must(TableLoader[int, map[string]any](db, Table{Name: "carriers", Key: "fleet"})).Load(t.Context())
+			if !errors.Is(err, ErrNullKey) || !strings.Contains(err.Error(), `column "fleet"`) {
+				t.Errorf("NULL integer key: %v", err)
+			}
+
+			// Without the NULL row, both real rows load under their own keys.
+			table.Where = `"code" IS NOT NULL`
+			data := must(must(TableLoader[string, map[string]any](db, table)).Load(t.Context()))
+			if len(data) != 2 || data["<nil>"]["name"] != "Real row keyed <nil>" || data["null"]["name"] != "Real row keyed null" {
+				t.Errorf("rows with a key: %v", data)
+			}
+			withPointer := must(must(TableLoader[string, byPointer](db, table)).Load(t.Context()))
+			if len(withPointer) != 2 || *withPointer["null"].Code != "null" {
+				t.Errorf("rows with a key, *string field: %v", withPointer)
+			}
+			withNull := must(must(TableLoader[string, byNullString](db, table)).Load(t.Context()))
+			if len(withNull) != 2 || withNull["<nil>"].Name != "Real row keyed <nil>" {
+				t.Errorf("rows with a key, sql.NullString field: %v", withNull)
+			}
+		})
+	}
+}

@@ -1,99 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/kiwicache/kiwicache"
 	"github.com/redis/go-redis/v9"
 )
-
-// binary is the command, built by TestMain: the tests run it as users do.
-var binary string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "kiwicache-cli")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "kiwicache")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// result is what a run of the command printed and its exit status.
-type result struct {
-	stdout, stderr string
-	status         int
-}
-
-func kiwicacheCmd(t *testing.T, url string, args ...string) result {
-	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "REDIS_URL="+url)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	if err != nil && !errors.As(err, &exit) {
-		t.Fatal(err)
-	}
-	return result{stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()}
-}
-
-// backends: miniredis, and a real redis-server: database 15 of REDIS_URL's,
-// or one started from PATH.
-func backends(t *testing.T) map[string]string {
-	mr := miniredis.RunT(t)
-	b := map[string]string{"miniredis": "redis://" + mr.Addr() + "/0"}
-	if url := os.Getenv("REDIS_URL"); url != "" {
-		// A database of its own: fill flushes it, while other packages' tests
-		// use the same server.
-		opts, err := redis.ParseURL(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b["redis-server"] = fmt.Sprintf("redis://%s/15", opts.Addr)
-	} else if bin, err := exec.LookPath("redis-server"); err == nil {
-		l, _ := net.Listen("tcp", "127.0.0.1:0")
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
-		rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
-		defer rdb.Close()
-		for i := 0; rdb.Ping(context.Background()).Err() != nil; i++ {
-			if i == 100 {
-				t.Fatal("redis-server did not start")
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		b["redis-server"] = url
-	} else {
-		t.Log("no redis-server on PATH: the real-server half of these tests is skipped")
-	}
-	return b
-}
 
 type airline struct {
 	Name  string  `json:"name"`
@@ -104,14 +22,8 @@ type airline struct {
 // fill writes a record with the core library, every golden record under its
 // own key, a malformed record, and a held lock.
 func fill(t *testing.T, url string) *redis.Client {
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { rdb.Close() })
+	rdb := client(t, url)
 	ctx := context.Background()
-	rdb.FlushDB(ctx)
 	c, err := kiwicache.New("Airlines", rdb, kiwicache.LoaderFunc[string, airline](func(context.Context) (map[string]airline, error) {
 		return map[string]airline{"OK": {"Czech Airlines", 5, 10}, "FR": {"Ryanair", 455, 2.5}}, nil
 	}), kiwicache.WithRegistry(nil))
@@ -131,30 +43,15 @@ func fill(t *testing.T, url string) *redis.Client {
 	return rdb
 }
 
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(err)
-	}
-	return v
-}
-
+// Every command, on miniredis and on a real redis-server, with the exit
+// statuses of the README.
 func TestCommands(t *testing.T) {
-	for backend, url := range backends(t) {
+	for backend, newURL := range backends(t) {
 		t.Run(backend, func(t *testing.T) {
+			url := newURL(t)
 			rdb := fill(t, url)
-			expect := func(r result, status int, stdout ...string) {
-				t.Helper()
-				if r.status != status {
-					t.Errorf("exit status %d, want %d; stderr: %s", r.status, status, r.stderr)
-				}
-				for _, s := range stdout {
-					if !strings.Contains(r.stdout, s) {
-						t.Errorf("output lacks %q:\n%s", s, r.stdout)
-					}
-				}
-			}
 
-			expect(kiwicacheCmd(t, url, "list"), 0, "KEY", "resource:Airlines", "resource:CurrencyRates:EUR",
+			expect(t, kiwicacheCmd(t, url, "list"), 0, "KEY", "resource:Airlines", "resource:CurrencyRates:EUR",
 				"resource:Broken ", "malformed", "held", "resource:Carriers")
 			var listed []map[string]any
 			r := kiwicacheCmd(t, url, "list", "--json")
@@ -162,19 +59,19 @@ func TestCommands(t *testing.T) {
 				t.Errorf("list --json: %d records, %v\n%s", len(listed), err, r.stdout)
 			}
 
-			expect(kiwicacheCmd(t, url, "inspect", "Airlines"), 0, "well-formed  yes", "items        2", "lock         ")
-			r = kiwicacheCmd(t, url, "inspect", "Broken")
-			expect(r, 5, "well-formed  no: malformed record: unexpected member")
-			expect(kiwicacheCmd(t, url, "inspect", "Missing"), 4)
+			expect(t, kiwicacheCmd(t, url, "inspect", "Airlines"), 0, "well-formed  yes", "items        2", "lock         ")
+			expect(t, kiwicacheCmd(t, url, "inspect", "resource:Airlines"), 0, "well-formed  yes")
+			expect(t, kiwicacheCmd(t, url, "inspect", "Broken"), 5, "well-formed  no: unexpected member")
+			expect(t, kiwicacheCmd(t, url, "inspect", "Missing"), 4)
 
-			expect(kiwicacheCmd(t, url, "get", "Airlines", "FR"), 0, `"name": "Ryanair"`, `"price": 2.5`)
-			expect(kiwicacheCmd(t, url, "get", "Airlines", "OK"), 0, `"price": 10.0`)
-			expect(kiwicacheCmd(t, url, "get", "Airlines", "XX"), 1)
-			expect(kiwicacheCmd(t, url, "get", "Broken", "a"), 5)
-			expect(kiwicacheCmd(t, url, "get", "Missing", "a"), 4)
-			expect(kiwicacheCmd(t, url, "--json", "get", "Carriers", "22"), 0, "-9007199254740993")
+			expect(t, kiwicacheCmd(t, url, "get", "Airlines", "FR"), 0, `"name": "Ryanair"`, `"price": 2.5`)
+			expect(t, kiwicacheCmd(t, url, "get", "Airlines", "OK"), 0, `"price": 10.0`)
+			expectErr(t, kiwicacheCmd(t, url, "get", "Airlines", "XX"), 1, `resource:Airlines has no key "XX"`)
+			expect(t, kiwicacheCmd(t, url, "get", "Broken", "a"), 5)
+			expect(t, kiwicacheCmd(t, url, "get", "Missing", "a"), 4)
+			expect(t, kiwicacheCmd(t, url, "--json", "get", "Carriers", "22"), 0, "-9007199254740993")
 
-			expect(kiwicacheCmd(t, url, "keys", "CurrencyRates:EUR"), 0)
+			expect(t, kiwicacheCmd(t, url, "keys", "CurrencyRates:EUR"), 0)
 			r = kiwicacheCmd(t, url, "dump", "KiwiAirlinesTable")
 			var dumped map[string]map[string]json.RawMessage
 			if err := json.Unmarshal([]byte(r.stdout), &dumped); err != nil || len(dumped) != 5 ||
@@ -182,22 +79,22 @@ func TestCommands(t *testing.T) {
 				t.Errorf("dump: %v\n%s", err, r.stdout)
 			}
 
-			expect(kiwicacheCmd(t, url, "invalidate", "Tiny"), 2)
+			expect(t, kiwicacheCmd(t, url, "invalidate", "Tiny"), 2)
 			if rdb.Exists(context.Background(), "resource:Tiny").Val() != 1 {
 				t.Error("invalidate without --yes deleted the record")
 			}
-			expect(kiwicacheCmd(t, url, "invalidate", "Tiny", "--yes"), 0, "deleted resource:Tiny")
+			expect(t, kiwicacheCmd(t, url, "invalidate", "Tiny", "--yes"), 0, "deleted resource:Tiny")
 			if rdb.Exists(context.Background(), "resource:Tiny").Val() != 0 {
 				t.Error("invalidate --yes left the record")
 			}
-			expect(kiwicacheCmd(t, url, "invalidate", "Tiny", "--yes"), 4)
+			expect(t, kiwicacheCmd(t, url, "invalidate", "Tiny", "--yes"), 4)
 		})
 	}
 }
 
 // Every golden record is well-formed to inspect, with the items Python read.
 func TestGoldenRecords(t *testing.T) {
-	url := backends(t)["miniredis"]
+	url := miniRedis(t)
 	fill(t, url)
 	for _, keyFile := range must(filepath.Glob("../../testdata/golden/*.key")) {
 		key := strings.TrimSpace(string(must(os.ReadFile(keyFile))))
@@ -214,8 +111,41 @@ func TestGoldenRecords(t *testing.T) {
 	}
 }
 
-func TestErrors(t *testing.T) {
-	url := backends(t)["miniredis"]
+// inspect --json of a record that is not well-formed gives null for what
+// the record does not have, never a zero value (0 items, the year 1).
+func TestInspectJSONMalformed(t *testing.T) {
+	url := miniRedis(t)
+	rdb := fill(t, url)
+	rdb.HSet(context.Background(), "resource:Hash", "a", "b")
+	for name, status := range map[string]int{"Broken": exitMalformed, "Hash": exitWrongType} {
+		r := kiwicacheCmd(t, url, "--json", "inspect", name)
+		var in map[string]any
+		if err := json.Unmarshal([]byte(r.stdout), &in); err != nil || r.status != status {
+			t.Fatalf("%s: %v\n%s", name, err, r)
+		}
+		for _, field := range []string{"items", "timestamp", "age"} {
+			if v, ok := in[field]; !ok || v != nil {
+				t.Errorf("%s: %s is %v, want null", name, field, v)
+			}
+		}
+		if in["well_formed"] != false || in["malformed"] == "" {
+			t.Errorf("%s: %v", name, in)
+		}
+	}
+	if in := must(decodeJSON[map[string]any](kiwicacheCmd(t, url, "--json", "inspect", "Broken").stdout)); in["bytes"] == nil {
+		t.Errorf("a malformed record has a size: %v", in)
+	}
+}
+
+func decodeJSON[T any](s string) (T, error) {
+	var v T
+	err := json.Unmarshal([]byte(s), &v)
+	return v, err
+}
+
+// Errors of usage are exit status 2 and say what is wrong.
+func TestUsageErrors(t *testing.T) {
+	url := miniRedis(t)
 	for name, tc := range map[string]struct {
 		args   []string
 		status int
@@ -223,23 +153,38 @@ func TestErrors(t *testing.T) {
 	}{
 		"unreachable":     {[]string{"--redis", "redis://127.0.0.1:1/0", "list"}, 3, "unreachable"},
 		"no command":      {nil, 2, "usage:"},
-		"unknown command": {[]string{"frobnicate"}, 2, "unknown command"},
+		"unknown command": {[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		"missing arg":     {[]string{"get", "Airlines"}, 2, "usage: kiwicache"},
-		"bad name":        {[]string{"inspect", "a b"}, 2, "bad record name"},
-		"bad flag":        {[]string{"--frob", "list"}, 2, "flag provided but not defined"},
-		"bad url":         {[]string{"--redis", "http://x", "list"}, 2, "bad Redis URL"},
+		"bad flag":        {[]string{"--frob", "list"}, 2, "flag provided but not defined: -frob"},
+		"flag of another": {[]string{"list", "--count", "3"}, 2, "--count is not a flag of list"},
+		"yes on get":      {[]string{"get", "A", "b", "--yes"}, 2, "--yes is not a flag of get"},
+		"bad via":         {[]string{"watch", "A", "--via", "carrier-pigeon"}, 2, "want auto, tracking, keyspace or poll"},
+		"negative count":  {[]string{"watch", "A", "--count", "-1"}, 2, "cannot be negative"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			r := kiwicacheCmd(t, url, tc.args...)
-			if r.status != tc.status || !strings.Contains(r.stderr, tc.stderr) {
-				t.Errorf("status %d, stderr %q; want %d and %q", r.status, r.stderr, tc.status, tc.stderr)
-			}
+			expectErr(t, kiwicacheCmd(t, url, tc.args...), tc.status, tc.stderr)
 		})
 	}
-	for _, args := range [][]string{{"--help"}, {"list", "--help"}, {"inspect", "-h"}, {"get", "--help"},
-		{"keys", "--help"}, {"dump", "--help"}, {"invalidate", "--help"}} {
-		if r := kiwicacheCmd(t, url, args...); r.status != 0 || !strings.Contains(r.stdout, "usage: kiwicache") {
-			t.Errorf("%v: status %d, output %q", args, r.status, r.stdout)
+}
+
+// help, --help and --version answer without Redis, on stdout, exit 0.
+func TestHelpAndVersion(t *testing.T) {
+	const noRedis = "redis://127.0.0.1:1/0"
+	expect(t, kiwicacheCmd(t, noRedis, "help"), 0, "usage: kiwicache", "commands:", "watch", "diff", "exit status:")
+	expect(t, kiwicacheCmd(t, noRedis, "--help"), 0, "usage: kiwicache", "8 permission denied")
+	for _, args := range [][]string{{"list", "--help"}, {"inspect", "-h"}, {"get", "--help"}, {"help", "get"},
+		{"keys", "--help"}, {"dump", "--help"}, {"invalidate", "--help"}, {"diff", "--help"}, {"help", "watch"}} {
+		name := args[0]
+		if name == "help" {
+			name = args[1]
 		}
+		expect(t, kiwicacheCmd(t, noRedis, args...), 0, "usage: kiwicache [--redis URL] [--json] "+name)
+	}
+	expect(t, kiwicacheCmd(t, noRedis, "help", "watch"), 0, "--count", "--via", "SIGINT")
+	expectErr(t, kiwicacheCmd(t, noRedis, "help", "nope"), 2, `unknown command "nope"`)
+	r := kiwicacheCmd(t, noRedis, "--version")
+	expect(t, r, 0, "kiwicache ", "go1.")
+	if strings.Count(r.stdout, "\n") != 1 {
+		t.Errorf("--version prints one line: %q", r.stdout)
 	}
 }
