@@ -48,8 +48,8 @@ func readmeACLRule(t *testing.T) []any {
 // by exactly that rule on a real redis-server, a cache refills a missing
 // record under the lock, reloads changed, unchanged and malformed records,
 // refills on demand and through RefillAll, keeps the record alive (with and
-// without expiry) and writes it back while its source fails, and waits for
-// another process's lock.
+// without expiry) and writes it back while its source fails, extends the lock
+// through a long load, and waits for another process's lock.
 // Every command, key or channel Redis refuses that user (ACL LOG records each
 // one, even where the library only logs the error) fails the test, naming the
 // step and the permission the rule lacks.
@@ -142,6 +142,14 @@ func TestACLRuleOfREADME(t *testing.T) {
 			sourceDown.Store(true)
 			defer sourceDown.Store(false)
 			return failsFromSource(forever.Refill(ctx))
+		}},
+		{"a load longer than the lock's TTL: the lock extended", func() error {
+			slow := LoaderFunc[string, string](func(ctx context.Context) (map[string]string, error) {
+				time.Sleep(1500 * time.Millisecond)
+				return source.Load(ctx)
+			})
+			long := mustNew(t, name, user, slow, WithSuffix("slow"), WithRefillLockTTL(time.Second))
+			return long.Refill(ctx)
 		}},
 		{"first Get while another process holds the lock", func() error {
 			admin.Del(ctx, key)
