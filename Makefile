@@ -3,7 +3,8 @@
 # make example  the airlines example: a few lookups through the cache (an
 #               embedded miniredis unless REDIS_URL is set). It lists the
 #               packages it compiles on a cold cache (go run -v), so the first
-#               run shows what it is doing. examples/sqlite caches an SQL table.
+#               run shows what it is doing. The other examples (service, sqlite,
+#               refill): go run ./examples/NAME.
 # make fuzz     the record decoder's fuzz target, for FUZZTIME (60s).
 # make soak     a randomized mix of faults for SOAK (60s) on a real
 #               redis-server, with readers checking every value.
@@ -31,7 +32,7 @@ test:
 
 example:
 	@echo "make example: go run ./examples/airlines. The first run downloads and compiles the library, go-redis"
-	@echo "and miniredis (about 30 s on 2 cores), listing each package it compiles; later runs start at once."
+	@echo "and miniredis (about half a minute on 2 cores), listing each package it compiles; later runs start at once."
 	$(GO) run -v ./examples/airlines
 
 bench:

@@ -4,10 +4,13 @@
 package examples
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +46,10 @@ func TestExamplesBuildAndRunOutsideTheRepository(t *testing.T) {
 				t.Fatal(err)
 			}
 			binary := buildOutside(t, dir)
+			if e.Name() == "service" {
+				checkService(t, binary)
+				return
+			}
 			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 			defer cancel()
 			run := exec.CommandContext(ctx, binary)
@@ -54,9 +61,52 @@ func TestExamplesBuildAndRunOutsideTheRepository(t *testing.T) {
 			t.Logf("examples/%s:\n%s", e.Name(), out)
 		})
 	}
-	if found < 3 {
-		t.Errorf("found %d examples, want airlines, refill and sqlite at least", found)
+	if found < 4 {
+		t.Errorf("found %d examples, want airlines, refill, service and sqlite at least", found)
 	}
+}
+
+// checkService runs the service example until it answers a request, then
+// interrupts it as Ctrl-C would: it must stop cleanly.
+func checkService(t *testing.T, binary string) {
+	cmd := exec.Command(binary, "-addr", "127.0.0.1:0")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(stdout)
+	base := ""
+	for base == "" && lines.Scan() {
+		if rest, ok := strings.CutPrefix(lines.Text(), "serving on "); ok {
+			base, _, _ = strings.Cut(rest, " ")
+		}
+	}
+	go io.Copy(io.Discard, stdout)
+	if base == "" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the service never said where it serves:\n%s", stderr.String())
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Get(base + "/airlines/OK")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "Czech Airlines") {
+		t.Errorf("GET /airlines/OK = %d %s", resp.StatusCode, body)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("the service, interrupted: %v\n%s", err, stderr.String())
+	}
+	t.Logf("examples/service on %s: GET /airlines/OK = %s", base, strings.TrimSpace(string(body)))
 }
 
 // The README's quick start is a whole program that builds as it is written,

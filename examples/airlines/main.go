@@ -1,15 +1,15 @@
 // Command airlines is kiwicache at work: a dataset of five airlines served
 // from process memory through a kiwicache.Cache, shared through one Redis
-// record. It prints what happens, step by step, and a few lookups; with -addr
-// it answers HTTP requests as a service would.
+// record. It prints what happens, step by step, and a few lookups.
 //
-//	go run ./examples/airlines                 # a few lookups, then exit
-//	go run ./examples/airlines -addr :8080     # GET /airlines/OK, GET /healthz
+//	go run ./examples/airlines
 //
 // It uses the Redis at REDIS_URL (redis://localhost:6379/0) when set, and an
 // embedded miniredis otherwise, so it runs with nothing installed. Its source
-// is a function standing for a database query; examples/sqlite caches a real
-// SQL table through the sqlloader package.
+// is a function standing for a database query. The other examples:
+// examples/service answers HTTP requests from a cache, examples/sqlite caches
+// a real SQL table through the sqlloader package, examples/refill is the cron
+// job that refills every cache.
 //
 // The directory holds all of it: copy it out of the repository to start a
 // program of your own.
@@ -20,15 +20,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net/http"
 	"os"
-	"os/signal"
 	"sync/atomic"
 	"time"
 
@@ -46,15 +41,13 @@ type Airline struct {
 }
 
 func main() {
-	addr := flag.String("addr", "", "serve HTTP on this address instead of exiting after the lookups")
-	flag.Parse()
-	if err := run(os.Stdout, *addr); err != nil {
+	if err := run(os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "airlines:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out io.Writer, addr string) error {
+func run(out io.Writer) error {
 	rdb, closeRedis, err := connectRedis(out)
 	if err != nil {
 		return err
@@ -70,8 +63,8 @@ func run(out io.Writer, addr string) error {
 	defer airlines.Close()
 	fmt.Fprintf(out, "cache Airlines: Redis record %s, reloaded from Redis every 30s\n", airlines.Key())
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 
 	// The first Get waits for the record: it reads it from Redis, or, when
 	// Redis has none, takes a lock, loads the source and writes the record
@@ -93,11 +86,7 @@ func run(out io.Writer, addr string) error {
 	h := airlines.Health()
 	fmt.Fprintf(out, "source loaded %d time(s) -> Redis %s (%d bytes, written %s) -> snapshot of %d items -> Get\n",
 		source.loads.Load(), airlines.Key(), h.RecordSize, h.RecordTime.Format(time.RFC3339), h.Items)
-
-	if addr == "" {
-		return nil
-	}
-	return serve(ctx, addr, airlines)
+	return nil
 }
 
 // airlinesSource is the cache's Loader. It stands for a database query
@@ -140,38 +129,4 @@ func connectRedis(out io.Writer) (*redis.Client, func(), error) {
 	fmt.Fprintf(out, "Redis: an embedded miniredis on %s (set REDIS_URL to use a real one)\n", mr.Addr())
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	return rdb, func() { rdb.Close(); mr.Close() }, nil
-}
-
-func serve(ctx context.Context, addr string, airlines *kiwicache.Cache[string, Airline]) error {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /airlines/{code}", func(w http.ResponseWriter, r *http.Request) {
-		a, err := airlines.Get(r.Context(), r.PathValue("code"))
-		switch {
-		case errors.Is(err, kiwicache.ErrNotFound):
-			http.NotFound(w, r)
-		case err != nil:
-			http.Error(w, "airlines unavailable", http.StatusServiceUnavailable)
-		default:
-			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(a)
-		}
-	})
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		h := airlines.Health()
-		if !h.HasData {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-		fmt.Fprintf(w, "items=%d record_age=%s consecutive_failures=%d\n",
-			h.Items, time.Since(h.RecordTime).Round(time.Second), h.ConsecutiveFailures)
-	})
-	srv := &http.Server{Addr: addr, Handler: mux}
-	go func() {
-		<-ctx.Done()
-		srv.Shutdown(context.Background())
-	}()
-	slog.Info("serving", "addr", addr)
-	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }

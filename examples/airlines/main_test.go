@@ -10,7 +10,7 @@ import (
 // what it does and prints its lookups.
 func TestRun(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(&out, ""); err != nil {
+	if err := run(&out); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
@@ -31,7 +31,7 @@ func TestRun(t *testing.T) {
 func TestRunReportsNoRedis(t *testing.T) {
 	t.Setenv("REDIS_URL", "redis://127.0.0.1:1/0")
 	var out bytes.Buffer
-	err := run(&out, "")
+	err := run(&out)
 	if err == nil || !strings.Contains(err.Error(), "get OK: ") {
 		t.Fatalf("run = %v, want the error of the first Get\n%s", err, out.String())
 	}
