@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"reflect"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,9 +61,9 @@ type Cache[K comparable, V any] struct {
 	failures    int
 	lastErr     error
 	lastErrTime time.Time
-	// unusableRefilledAt is when this Cache last replaced a record it could
-	// not use (malformed, of another type, or empty); see reload.
-	unusableRefilledAt time.Time
+	// unusableReplacedAt is when this Cache last replaced a record it could
+	// not use (malformed, of another type, or empty); see mayReplaceUnusable.
+	unusableReplacedAt time.Time
 }
 
 // A reload is a reload in progress; reads with no data wait for it.
@@ -103,6 +105,9 @@ func New[K comparable, V any](name string, rdb redis.UniversalClient, loader Loa
 		c, err = newCache(name, id, rdb, loader, cfg)
 	}
 	if err != nil {
+		if checkKeyPart("id", strings.ReplaceAll(id, ":", "")) != nil {
+			id = strconv.Quote(id) // a name refused for what it holds is not printed raw
+		}
 		return nil, &Error{Cache: id, Op: "new", Err: withKind(ErrInvalidConfig, err)}
 	}
 	if cfg.registry != nil {
@@ -405,7 +410,12 @@ func (c *Cache[K, V]) install(s *Snapshot[K, V]) {
 // scheduleReloadLocked marks the snapshot fresh and makes it stale again in
 // ReloadTTL. Readers see staleness as one atomic load, not a clock read.
 func (c *Cache[K, V]) scheduleReloadLocked() {
-	if c.snap.Load() == nil || c.closed {
+	if c.snap.Load() == nil {
+		return
+	}
+	if c.closed { // no more reloads: serve the newest snapshot for good
+		c.stale.Store(false)
+		c.fresh.Store(c.snap.Load())
 		return
 	}
 	c.stale.Store(false)
@@ -476,17 +486,23 @@ func (c *Cache[K, V]) reload(ctx context.Context, mode readMode) error {
 			unusable = &Error{Cache: c.id, Op: "decode", Key: c.record.key, Err: errors.New("empty record (WithAllowEmpty is off)")}
 		}
 	case f.id.size == wrongType:
-		unusable = &Error{Cache: c.id, Op: "GET", Key: c.record.key, Err: fmt.Errorf("%w: the key holds another Redis type", ErrMalformedRecord)}
+		unusable = &Error{Cache: c.id, Op: "fetch script", Key: c.record.key, Err: fmt.Errorf("%w: the key holds another Redis type", ErrMalformedRecord)}
 	}
 	if unusable != nil {
-		c.log.WarnContext(ctx, "kiwicache.malformed_cache_data", "key", c.record.key, "error", unusable)
-		if err := c.mayReplaceUnusable(unusable); err != nil {
-			return err
+		replace := c.mayReplaceUnusable()
+		c.log.WarnContext(ctx, "kiwicache.malformed_cache_data", "key", c.record.key, "error", unusable, "replaced", replace)
+		if !replace {
+			return unusable
 		}
 	}
-	s, err := c.refill(ctx, f.id)
+	s, err := c.refill(ctx, refillStart{seen: f.id})
 	if s != nil {
 		c.install(s)
+		if unusable != nil && err == nil {
+			c.mu.Lock()
+			c.unusableReplacedAt = time.Now()
+			c.mu.Unlock()
+		}
 		if errors.Is(err, ErrNotWritten) {
 			return nil // a newer record than this load's is served
 		}
@@ -494,26 +510,21 @@ func (c *Cache[K, V]) reload(ctx context.Context, mode readMode) error {
 	return err
 }
 
-// mayReplaceUnusable bounds how often this Cache replaces a record it cannot
-// use to once per CacheTTL (DefaultCacheTTLFactor x ReloadTTL with
-// WithNoExpiry): during a rolling deploy that changes V, old and new
-// processes each find the other's record unusable, and would otherwise take
-// turns loading the source at every reload. Meanwhile each serves its own
-// snapshot.
-func (c *Cache[K, V]) mayReplaceUnusable(unusable error) error {
+// mayReplaceUnusable reports whether this Cache may replace a record it
+// cannot use. A Cache that serves a snapshot does so at most once per
+// CacheTTL (DefaultCacheTTLFactor x ReloadTTL with WithNoExpiry): during a
+// rolling deploy that changes V, old and new processes each find the other's
+// record unusable, and would otherwise take turns loading the source at every
+// reload; meanwhile each serves its own snapshot. A Cache with no snapshot
+// always may: it has nothing else to serve.
+func (c *Cache[K, V]) mayReplaceUnusable() bool {
 	every := c.cfg.cacheTTL
 	if every == 0 {
 		every = DefaultCacheTTLFactor * min(c.cfg.reloadTTL, MaxTTL/DefaultCacheTTLFactor)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if since := time.Since(c.unusableRefilledAt); since < every {
-		c.log.Warn("kiwicache.unusable_record_kept", "key", c.record.key, "replaced_last", since.Round(time.Millisecond),
-			"reason", "this process replaces an unusable record at most once per CacheTTL", "cache_ttl", every)
-		return unusable
-	}
-	c.unusableRefilledAt = time.Now()
-	return nil
+	return c.snap.Load() == nil || time.Since(c.unusableReplacedAt) >= every
 }
 
 // decode turns the bytes of the record with id into a snapshot. A Codec that

@@ -226,6 +226,9 @@ func newConfig(opts []Option) (config, error) {
 	if c.cacheTTL == 0 && !c.noExpiry {
 		c.cacheTTL = DefaultCacheTTLFactor * c.reloadTTL
 	}
+	// Redis keeps the lock for whole seconds: waits and the watchdog go by
+	// what it keeps, not by a shorter figure that would make waiters spin.
+	c.refillLockTTL = wholeSeconds(c.refillLockTTL)
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
 	}

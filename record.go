@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -35,6 +37,8 @@ type recordStore struct {
 	cluster bool
 	metrics Metrics
 	log     *slog.Logger
+	// noReadOnlyScripts: the server has no EVALSHA_RO (Redis before 7).
+	noReadOnlyScripts atomic.Bool
 }
 
 // tailLen is how much of a record's end a recordID keeps: more than
@@ -96,7 +100,7 @@ return {n, tail, redis.call("GET", KEYS[1])}`)
 func (r *recordStore) fetch(ctx context.Context, known recordID) (fetchResult, error) {
 	f, err := r.run(ctx, known, "1")
 	if err == nil && f.b == nil && f.id.size > int64(r.maxSize) && r.maxSize > 0 {
-		err = &Error{Cache: r.cache, Op: "GET", Key: r.key,
+		err = &Error{Cache: r.cache, Op: "fetch script", Key: r.key,
 			Err: fmt.Errorf("%w: %d bytes, over the maximum %d", ErrRecordTooLarge, f.id.size, r.maxSize)}
 		r.log.ErrorContext(ctx, "kiwicache.record_too_large", "key", r.key, "error", err)
 	}
@@ -113,9 +117,9 @@ func (r *recordStore) run(ctx context.Context, known recordID, read string) (fet
 	if !r.stamped {
 		known = recordID{size: unknownID}
 	}
-	res, err := fetchScript.Run(ctx, r.rdb, []string{r.key}, known.size, known.tail, r.maxSize, tailLen, read).Slice()
+	res, err := r.runReadOnly(ctx, fetchScript, []string{r.key}, known.size, known.tail, r.maxSize, tailLen, read).Slice()
 	if err != nil {
-		return fetchResult{}, r.redisError(ctx, "kiwicache.load_failed", "GET", r.key, err)
+		return fetchResult{}, r.redisError(ctx, "kiwicache.load_failed", "fetch script", r.key, err)
 	}
 	var f fetchResult
 	f.id.size, _ = res[0].(int64)
@@ -135,6 +139,20 @@ func (r *recordStore) run(ctx context.Context, known recordID, read string) (fet
 	return f, nil
 }
 
+// runReadOnly runs a script that only reads, as EVALSHA_RO where the server
+// has it (Redis 7), so that a user whose ACL allows only reads of resource:*
+// can reload, as Python's plain GET can; else as EVALSHA.
+func (r *recordStore) runReadOnly(ctx context.Context, s *redis.Script, keys []string, args ...any) *redis.Cmd {
+	if !r.noReadOnlyScripts.Load() {
+		cmd := s.RunRO(ctx, r.rdb, keys, args...)
+		if err := cmd.Err(); err == nil || !strings.Contains(err.Error(), "unknown command") {
+			return cmd
+		}
+		r.noReadOnlyScripts.Store(true)
+	}
+	return s.Run(ctx, r.rdb, keys, args...)
+}
+
 // A lockToken is what this process stored in the lock key; empty when it
 // holds no lock.
 type lockToken string
@@ -148,6 +166,11 @@ func (r *recordStore) lock(ctx context.Context) (lockToken, bool, error) {
 	token := rand.Text()
 	taken, err := r.rdb.SetNX(ctx, r.lockKey, token, wholeSeconds(r.lockTTL)).Result()
 	if err != nil {
+		// The SET may have been applied with its reply lost: release what may
+		// be ours, or it would block every refill for the lock's TTL.
+		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.lockTTL)
+		defer cancel()
+		unlockScript.Run(cleanup, r.rdb, []string{r.lockKey}, token)
 		return "", false, r.redisError(ctx, "kiwicache.refill_lock_failed", "SET NX", r.lockKey, err)
 	}
 	if !taken {
@@ -167,7 +190,7 @@ return 0`)
 func (r *recordStore) extendLock(ctx context.Context, token lockToken) (bool, error) {
 	held, err := extendLockScript.Run(ctx, r.rdb, []string{r.lockKey}, string(token), int64(wholeSeconds(r.lockTTL)/time.Second)).Bool()
 	if err != nil {
-		return false, r.redisError(ctx, "kiwicache.refill_lock_failed", "EXPIRE", r.lockKey, err)
+		return false, r.redisError(ctx, "kiwicache.refill_lock_failed", "extend script", r.lockKey, err)
 	}
 	return held, nil
 }
@@ -181,17 +204,17 @@ return 0`)
 // unlock deletes the lock if it still holds token.
 func (r *recordStore) unlock(ctx context.Context, token lockToken) {
 	if err := unlockScript.Run(ctx, r.rdb, []string{r.lockKey}, string(token)).Err(); err != nil {
-		r.redisError(ctx, "kiwicache.release_lock_failed", "DEL", r.lockKey, err)
+		r.redisError(ctx, "kiwicache.release_lock_failed", "unlock script", r.lockKey, err)
 	}
 }
 
 // writeScript sets the record (KEYS[1]) to ARGV[1] with expiry ARGV[2]
 // (seconds, 0: none) if this load still holds the lock (KEYS[2] holds ARGV[3];
 // on Cluster, where the lock is in another slot, ARGV[7] says whether it held
-// it a moment ago), or else if the record is still the one the load saw when
-// it began: size ARGV[4] and tail ARGV[5] (tail length ARGV[6], 0 when tails
-// tell nothing). No clock decides: a writer that took the lock after this one
-// lost it began its load later, so its record is newer.
+// it a moment ago), or else if there is no record, or it is still the one the
+// load saw when it began: size ARGV[4] and tail ARGV[5] (tail length ARGV[6],
+// 0 when tails tell nothing). No clock decides: a writer that took the lock
+// after this one lost it began its load later, so its record is newer.
 var writeScript = redis.NewScript(`
 local held = ARGV[7] == "1"
 if KEYS[2] then held = redis.call("GET", KEYS[2]) == ARGV[3] end
@@ -199,9 +222,11 @@ if not held then
 	local t = redis.call("TYPE", KEYS[1])["ok"]
 	local n = -1
 	if t == "string" then n = redis.call("STRLEN", KEYS[1]) elseif t ~= "none" then n = -2 end
-	if n ~= tonumber(ARGV[4]) then return 0 end
-	if n >= 0 and (ARGV[6] == "0" or redis.call("GETRANGE", KEYS[1], -tonumber(ARGV[6]), -1) ~= ARGV[5]) then
-		return 0
+	if n ~= -1 then
+		if n ~= tonumber(ARGV[4]) then return 0 end
+		if ARGV[6] == "0" or redis.call("GETRANGE", KEYS[1], -tonumber(ARGV[6]), -1) ~= ARGV[5] then
+			return 0
+		end
 	end
 end
 if tonumber(ARGV[2]) > 0 then
@@ -237,7 +262,7 @@ func (r *recordStore) write(ctx context.Context, b []byte, token lockToken, seen
 	written, err := writeScript.Run(ctx, r.rdb, keys, b, int64(r.ttl/time.Second), string(token),
 		seen.size, seen.tail, tail, held).Bool()
 	if err != nil {
-		return false, r.redisError(ctx, "kiwicache.save_failed", "SET", r.key, err)
+		return false, r.redisError(ctx, "kiwicache.save_failed", "write script", r.key, err)
 	}
 	return written, nil
 }
@@ -269,11 +294,15 @@ func (r *recordStore) restore(ctx context.Context, b []byte) error {
 }
 
 // redisError turns a failed command on key into an *Error. A command that
-// failed because ctx ended is the caller's deadline, not a Redis failure: it
-// is neither counted nor logged as one.
+// failed once ctx had ended (cut by it, or timed out by the client meanwhile)
+// is the caller's deadline, not a Redis failure: it is neither counted nor
+// logged as one, and the error wraps ctx's.
 func (r *recordStore) redisError(ctx context.Context, event, op, key string, err error) error {
-	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-		return &Error{Cache: r.cache, Op: op, Key: key, Err: context.Cause(ctx)}
+	if ctx.Err() != nil {
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("%w (%w)", context.Cause(ctx), err)
+		}
+		return &Error{Cache: r.cache, Op: op, Key: key, Err: err}
 	}
 	r.metrics.Count(r.name, StatusRedisError)
 	r.log.ErrorContext(ctx, event, "key", key, "error", err)

@@ -11,60 +11,77 @@ import (
 	"time"
 )
 
+// A refillStart is what a refill knew when it began: the record it saw (the
+// one found missing or unusable, or there when Refill began) and, for
+// Refill, when it began.
+type refillStart struct {
+	seen recordID
+	// began, when set, is the moment after which a record must have been
+	// read from its source for Refill to take it instead of loading: the
+	// write-back of an older snapshot after another process's failed load
+	// is not the fresh data that Refill asks for. It is compared with a
+	// record's timestamp, another host's clock: a difference only costs a
+	// load, it never decides whose record Redis keeps.
+	began time.Time
+}
+
 // refill fills the record from the source under the lock, unless a record
-// other than seen (the one found missing or unusable, or there when Refill
-// began) is written meanwhile: that is taken instead of loading.
-func (c *Cache[K, V]) refill(ctx context.Context, seen recordID) (s *Snapshot[K, V], err error) {
-	start := time.Now()
-	defer func() { observe(c.cfg.metrics, c.name, OpRefill, start, err) }()
+// other than the one seen is written meanwhile (see refillStart): that is
+// taken instead of loading.
+func (c *Cache[K, V]) refill(ctx context.Context, start refillStart) (s *Snapshot[K, V], err error) {
+	begun := time.Now()
+	defer func() { observe(c.cfg.metrics, c.name, OpRefill, begun, err) }()
+	if len(c.loading) > 0 { // an abandoned Load still runs: don't take the lock for nothing
+		return nil, &Error{Cache: c.id, Op: "load", Key: c.record.key, Err: ErrLoaderBusy}
+	}
 	token, taken, err := c.record.lock(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if !taken {
-		return c.waitThenRefill(ctx, seen)
+		return c.waitThenRefill(ctx, start)
 	}
 	defer c.unlock(ctx, token)
-	// A holder may have written the record and released the lock since seen
-	// was read.
-	if s, err := c.takeChanged(ctx, seen); s != nil || err != nil {
+	// A holder may have written the record and released the lock since it
+	// was seen.
+	if s, err := c.takeChanged(ctx, start); s != nil || err != nil {
 		return s, err
 	}
-	return c.loadAndSave(ctx, token, seen)
+	return c.loadAndSave(ctx, token, start.seen)
 }
 
 // refillForced loads the source whatever the record holds (Refill).
 func (c *Cache[K, V]) refillForced(ctx context.Context) (*Snapshot[K, V], error) {
-	start := time.Now()
+	begun := time.Now()
 	seen, err := c.record.identify(ctx)
 	if err != nil {
-		observe(c.cfg.metrics, c.name, OpRefill, start, err) // refill times the rest
+		observe(c.cfg.metrics, c.name, OpRefill, begun, err) // refill times the rest
 		return nil, err
 	}
-	return c.refill(ctx, seen)
+	return c.refill(ctx, refillStart{seen: seen, began: begun})
 }
 
 // waitThenRefill waits while another process holds the lock: it returns the
 // record that process writes (any but seen), or takes the lock once it is
 // free and loads the source.
-func (c *Cache[K, V]) waitThenRefill(ctx context.Context, seen recordID) (*Snapshot[K, V], error) {
+func (c *Cache[K, V]) waitThenRefill(ctx context.Context, start refillStart) (*Snapshot[K, V], error) {
 	c.log.WarnContext(ctx, "kiwicache.refill_locked", "key", c.record.key)
-	start := time.Now()
-	s, token, err := c.waitForLock(ctx, seen)
-	observe(c.cfg.metrics, c.name, OpLockWait, start, err)
+	begun := time.Now()
+	s, token, err := c.waitForLock(ctx, start)
+	observe(c.cfg.metrics, c.name, OpLockWait, begun, err)
 	if s != nil || err != nil {
 		return s, err
 	}
 	defer c.unlock(ctx, token)
-	return c.loadAndSave(ctx, token, seen)
+	return c.loadAndSave(ctx, token, start.seen)
 }
 
-func (c *Cache[K, V]) waitForLock(ctx context.Context, seen recordID) (*Snapshot[K, V], lockToken, error) {
+func (c *Cache[K, V]) waitForLock(ctx context.Context, start refillStart) (*Snapshot[K, V], lockToken, error) {
 	for pause := nextLockPause(0, c.cfg.refillLockTTL); ; pause = nextLockPause(pause, c.cfg.refillLockTTL) {
 		if err := sleep(ctx, pause); err != nil {
 			return nil, "", &Error{Cache: c.id, Op: "wait for lock", Key: c.record.lockKey, Err: err}
 		}
-		if s, err := c.takeChanged(ctx, seen); s != nil || err != nil {
+		if s, err := c.takeChanged(ctx, start); s != nil || err != nil {
 			return s, "", err
 		}
 		token, taken, err := c.record.lock(ctx)
@@ -74,15 +91,15 @@ func (c *Cache[K, V]) waitForLock(ctx context.Context, seen recordID) (*Snapshot
 	}
 }
 
-// takeChanged returns the record in Redis if it is not seen and can be
-// served; nil if not.
-func (c *Cache[K, V]) takeChanged(ctx context.Context, seen recordID) (*Snapshot[K, V], error) {
-	f, err := c.record.fetch(ctx, seen)
-	if err != nil || f.b == nil || f.id == seen {
+// takeChanged returns the record in Redis if it is not the one seen at the
+// start, can be served, and is recent enough (see refillStart); nil if not.
+func (c *Cache[K, V]) takeChanged(ctx context.Context, start refillStart) (*Snapshot[K, V], error) {
+	f, err := c.record.fetch(ctx, start.seen)
+	if err != nil || f.b == nil || f.id == start.seen {
 		return nil, err
 	}
 	s, err := c.decode(f.b, f.id)
-	if err != nil || s.Len() == 0 && !c.cfg.allowEmpty {
+	if err != nil || s.Len() == 0 && !c.cfg.allowEmpty || !start.began.IsZero() && !s.timestamp.After(start.began) {
 		return nil, nil
 	}
 	return s, nil
@@ -137,6 +154,13 @@ func (c *Cache[K, V]) loadAndSave(ctx context.Context, token lockToken, seen rec
 	}
 	b, s, err := c.encode(data)
 	if err != nil {
+		c.loadFailed(ctx, err)
+		return nil, err
+	}
+	if s.Len() != len(data) {
+		err = &Error{Cache: c.id, Op: "encode", Key: c.record.key, Err: withKind(ErrLoadFailed, fmt.Errorf(
+			"%d of the source's %d keys merge with others when written (invalid UTF-8, or text forms that collide)",
+			len(data)-s.Len(), len(data)))}
 		c.loadFailed(ctx, err)
 		return nil, err
 	}
@@ -204,14 +228,16 @@ func (c *Cache[K, V]) save(ctx context.Context, b []byte, s *Snapshot[K, V], tok
 		c.cfg.metrics.Count(c.name, StatusSuccess)
 		return s, nil
 	}
-	// This load outlived its lock, and another process wrote the record since
-	// it began: that process began its load later, so its record is newer.
+	// This load outlived its lock, and the record has been written since it
+	// began: by a process that took the lock later and loaded later (newer
+	// data), or by the write-back of a snapshot after a failed load. Keep it:
+	// without comparing clocks the two cannot be told apart.
 	c.cfg.metrics.Count(c.name, StatusNotWritten)
-	err = &Error{Cache: c.id, Op: "SET", Key: c.record.key, Err: fmt.Errorf(
-		"%w: this load lost the lock %s, and another process has written the record since the load began",
+	err = &Error{Cache: c.id, Op: "write script", Key: c.record.key, Err: fmt.Errorf(
+		"%w: this load lost the lock %s, and the record was written by another process since the load began",
 		ErrNotWritten, c.record.lockKey)}
 	c.log.WarnContext(ctx, "kiwicache.newer_record_kept", "key", c.record.key, "error", err)
-	newer, ferr := c.takeChanged(ctx, seen)
+	newer, ferr := c.takeChanged(ctx, refillStart{seen: seen})
 	if ferr != nil {
 		return nil, errors.Join(err, ferr)
 	}
@@ -246,14 +272,16 @@ func (c *Cache[K, V]) loadFailed(ctx context.Context, err error) {
 }
 
 // watchLock extends the lock every third of its TTL while a load runs, so
-// that a slow but live holder keeps it; a holder that dies still loses it
-// after RefillLockTTL. The returned func stops it.
+// that a slow but live holder keeps it, for at most maxLockHold; a holder
+// that dies, or whose load hangs past that, loses it after RefillLockTTL. A
+// failed extension is tried again at the next tick: only a lock known to be
+// another's ends the watch. The returned func stops it.
 func (c *Cache[K, V]) watchLock(ctx context.Context, token lockToken) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithTimeout(ctx, c.maxLockHold())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tick := time.NewTicker(max(wholeSeconds(c.cfg.refillLockTTL)/3, 10*time.Millisecond))
+		tick := time.NewTicker(c.cfg.refillLockTTL / 3)
 		defer tick.Stop()
 		for {
 			select {
@@ -261,10 +289,8 @@ func (c *Cache[K, V]) watchLock(ctx context.Context, token lockToken) (stop func
 				return
 			case <-tick.C:
 			}
-			if held, err := c.record.extendLock(ctx, token); err != nil || !held {
-				if err == nil {
-					c.log.WarnContext(ctx, "kiwicache.refill_lock_lost", "key", c.record.lockKey)
-				}
+			if held, err := c.record.extendLock(ctx, token); err == nil && !held {
+				c.log.WarnContext(ctx, "kiwicache.refill_lock_lost", "key", c.record.lockKey)
 				return
 			}
 		}
@@ -273,4 +299,15 @@ func (c *Cache[K, V]) watchLock(ctx context.Context, token lockToken) (stop func
 		cancel()
 		<-done
 	}
+}
+
+// maxLockHold bounds how long the watchdog keeps the lock for one load:
+// WithLoadTimeout when set, else DefaultCacheTTLFactor x RefillLockTTL, so
+// that a load that hangs with a ctx that never ends (a cron job's
+// context.Background()) cannot hold the lock for ever.
+func (c *Cache[K, V]) maxLockHold() time.Duration {
+	if c.cfg.loadTimeout > 0 {
+		return c.cfg.loadTimeout
+	}
+	return DefaultCacheTTLFactor * c.cfg.refillLockTTL
 }

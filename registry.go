@@ -111,8 +111,9 @@ func (r *Registry) sortedEntries() []Refiller {
 }
 
 // RefillAll refills every registered cache from its source, Concurrency at a
-// time, and returns every failure joined (nil when all succeeded), each
-// prefixed with its record key.
+// time, and returns every failure joined (nil when all succeeded). Each names
+// its cache: a Cache's errors are *Error; another Refiller's are prefixed with
+// its record key.
 func (r *Registry) RefillAll(ctx context.Context) error {
 	r.mu.Lock()
 	limit := r.Concurrency
@@ -129,9 +130,11 @@ func (r *Registry) RefillAll(ctx context.Context) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := c.Refill(ctx); err != nil {
-				errs[i] = fmt.Errorf("%s: %w", c.Key(), err)
+			err := c.Refill(ctx)
+			if e := (*Error)(nil); err != nil && !errors.As(err, &e) {
+				err = fmt.Errorf("%s: %w", c.Key(), err)
 			}
+			errs[i] = err
 		})
 	}
 	wg.Wait()

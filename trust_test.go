@@ -551,3 +551,325 @@ func TestNoExpiryFailedLoadKeepsRecord(t *testing.T) {
 		t.Errorf("record after a failed load with the record deleted = %q, want it written back", got)
 	}
 }
+
+// Refill asks for fresh data: a record written while it waited for another
+// process's lock is taken only if it was read from its source after Refill
+// began, not the write-back of an older snapshot after that process's
+// source failed. A record read later is taken without loading again.
+func TestForcedRefillWaitsForFreshData(t *testing.T) {
+	for _, fresh := range []bool{false, true} {
+		t.Run(fmt.Sprintf("holderWritesFresh=%v", fresh), func(t *testing.T) {
+			rdb := realRedis(t)
+			name := uniqueName(t)
+			key := "resource:" + name
+			t.Cleanup(func() { rdb.Del(context.Background(), key, "lock:"+name) })
+			rdb.Set(t.Context(), "lock:"+name, "a service's token", 5*time.Second)
+			l := newCountingLoader[string, item](staticData(map[string]item{"a": {Name: "cron's"}}))
+			cron := mustNew(t, name, rdb, l)
+			go func() {
+				time.Sleep(200 * time.Millisecond)
+				ts := "1764087331.5" // the service's old snapshot, written back
+				if fresh {
+					ts = fmt.Sprintf("%.6f", float64(time.Now().UnixMicro())/1e6)
+				}
+				rdb.Set(context.Background(), key, pyRecord("holder's", ts), 0)
+				rdb.Del(context.Background(), "lock:"+name)
+			}()
+			if err := cron.Refill(t.Context()); err != nil {
+				t.Fatalf("Refill = %v", err)
+			}
+			want, calls := "cron's", int64(1)
+			if fresh {
+				want, calls = "holder's", 0
+			}
+			if v := must(cron.Get(t.Context(), "a")); v.Name != want || l.calls.Load() != calls {
+				t.Errorf("Refill serves %q after %d loads, want %q after %d", v.Name, l.calls.Load(), want, calls)
+			}
+			if got := rdb.Get(t.Context(), key).Val(); !strings.Contains(got, want) {
+				t.Errorf("record = %s, want %q", got, want)
+			}
+		})
+	}
+}
+
+// A process with no data that cannot replace an unusable record (its source
+// is down a moment) tries again at its next reload, not a CacheTTL later.
+func TestUnusableRecordRetriedWithoutData(t *testing.T) {
+	rdb := realRedis(t)
+	name := uniqueName(t)
+	key := "resource:" + name
+	t.Cleanup(func() { rdb.Del(context.Background(), key) })
+	rdb.Set(t.Context(), key, "not a record", 0)
+	l := newCountingLoader[string, item](func(context.Context) (map[string]item, error) {
+		return nil, errors.New("source down a moment")
+	})
+	c := mustNew(t, name, rdb, l, WithReloadTTL(100*time.Millisecond), WithCacheTTL(time.Hour))
+	if _, err := c.Get(t.Context(), "a"); !errors.Is(err, ErrNoData) {
+		t.Fatalf("Get = %v, want ErrNoData while the source is down", err)
+	}
+	l.set(staticData(twoItems))
+	eventually(t, "data once the source is back", func() bool {
+		v, err := c.Get(t.Context(), "a")
+		return err == nil && v.Name == "one"
+	})
+}
+
+// failFirst makes the first command that match fails (as if Redis had
+// stalled), once.
+type failFirst struct {
+	match func(redis.Cmder) bool
+	// applied: the command reaches Redis and only its reply is lost.
+	applied bool
+	done    atomic.Bool
+}
+
+func (f *failFirst) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (f *failFirst) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if f.match(cmd) && f.done.CompareAndSwap(false, true) {
+			if f.applied {
+				next(ctx, cmd)
+			}
+			cmd.SetErr(errors.New("i/o timeout (injected)"))
+			return cmd.Err()
+		}
+		return next(ctx, cmd)
+	}
+}
+func (f *failFirst) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func isScript(s *redis.Script) func(redis.Cmder) bool {
+	return func(cmd redis.Cmder) bool {
+		args := cmd.Args()
+		return len(args) > 1 && strings.HasPrefix(cmd.Name(), "evalsha") && args[1] == s.Hash()
+	}
+}
+
+// One failed extension does not stop the watchdog: a live holder keeps its
+// lock through a stall of Redis, and nobody else loads meanwhile.
+func TestWatchdogSurvivesFailedExtension(t *testing.T) {
+	rdb := realRedis(t)
+	name := uniqueName(t)
+	t.Cleanup(func() { rdb.Del(context.Background(), "resource:"+name, "lock:"+name) })
+	holderRdb := redis.NewClient(rdb.Options())
+	holderRdb.AddHook(&failFirst{match: isScript(extendLockScript)})
+	started := make(chan struct{})
+	slow := newCountingLoader[string, item](func(context.Context) (map[string]item, error) {
+		close(started)
+		time.Sleep(2500 * time.Millisecond)
+		return twoItems, nil
+	})
+	other := newCountingLoader[string, item](staticData(map[string]item{"a": {Name: "other"}}))
+	a := mustNew(t, name, holderRdb, slow, WithRefillLockTTL(time.Second))
+	b := mustNew(t, name, rdb, other, WithRefillLockTTL(time.Second))
+	done := make(chan error, 1)
+	go func() { done <- a.Refill(t.Context()) }()
+	<-started
+	if err := b.Refill(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := other.calls.Load(); n != 0 {
+		t.Errorf("the other process loaded %d times while the holder was alive", n)
+	}
+}
+
+// A SET NX whose reply is lost (applied, then timed out) leaves no lock
+// behind to block every refill for the lock's TTL.
+func TestLostLockReplyReleasesLock(t *testing.T) {
+	rdb := realRedis(t)
+	name := uniqueName(t)
+	t.Cleanup(func() { rdb.Del(context.Background(), "lock:"+name) })
+	holderRdb := redis.NewClient(rdb.Options())
+	holderRdb.AddHook(&failFirst{applied: true, match: func(cmd redis.Cmder) bool {
+		return cmd.Name() == "set" && cmd.Args()[1] == "lock:"+name
+	}})
+	c := mustNew(t, name, holderRdb, LoaderFunc[string, item](staticData(twoItems)))
+	if _, _, err := c.record.lock(t.Context()); !errors.Is(err, ErrRedis) {
+		t.Fatalf("lock = %v, want the injected error", err)
+	}
+	if n := rdb.Exists(t.Context(), "lock:"+name).Val(); n != 0 {
+		t.Error("the lock whose reply was lost is still held")
+	}
+}
+
+// A lock TTL under a second is kept by Redis for a second: waiters pause by
+// that, not by the shorter figure, and do not spin.
+func TestTinyLockTTLDoesNotSpin(t *testing.T) {
+	rdb := realRedis(t)
+	name := uniqueName(t)
+	t.Cleanup(func() { rdb.Del(context.Background(), "lock:"+name) })
+	rdb.Set(t.Context(), "lock:"+name, "another process", 2*time.Second)
+	cmds := &commandLog{}
+	waiter := redis.NewClient(rdb.Options())
+	waiter.AddHook(cmds)
+	c := mustNew(t, name, waiter, LoaderFunc[string, item](staticData(twoItems)), WithRefillLockTTL(time.Nanosecond))
+	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
+	defer cancel()
+	c.Refill(ctx)
+	if n := len(cmds.take()); n > 10 {
+		t.Errorf("%d commands in 1.5 s of waiting for the lock, want a few", n)
+	}
+}
+
+// A user whose ACL allows only reads of resource:* reloads, as Python's
+// plain GET does.
+func TestReadOnlyUserReloads(t *testing.T) {
+	srv, err := newRedisServer()
+	if err != nil {
+		t.Skip("integration test skipped:", err)
+	}
+	t.Cleanup(srv.stop)
+	admin := redis.NewClient(&redis.Options{Addr: srv.addr()})
+	t.Cleanup(func() { admin.Close() })
+	admin.Set(t.Context(), "resource:RO", tinyRecord, 0)
+	if err := admin.Do(t.Context(), "ACL", "SETUSER", "reader", "on", ">pw", "%R~resource:*", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: srv.addr(), Username: "reader", Password: "pw"})
+	t.Cleanup(func() { rdb.Close() })
+	c := mustNew(t, "RO", rdb, LoaderFunc[string, item](staticData(twoItems)))
+	if v, err := c.Get(t.Context(), "k0"); err != nil || v.Name != "item-0" {
+		t.Errorf("Get by a read-only user = %+v, %v", v, err)
+	}
+}
+
+// A deadline that cuts a command in flight (the client times it out while
+// Redis is paused) is the deadline, not a Redis failure.
+func TestDeadlineInFlightIsNotRedisError(t *testing.T) {
+	srv, err := newRedisServer()
+	if err != nil {
+		t.Skip("integration test skipped:", err)
+	}
+	t.Cleanup(srv.stop)
+	admin := redis.NewClient(&redis.Options{Addr: srv.addr()})
+	t.Cleanup(func() { admin.Close() })
+	rdb := redis.NewClient(&redis.Options{Addr: srv.addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	m := &recordedMetrics{}
+	logs := &logBuffer{}
+	c := mustNew(t, "Paused", rdb, LoaderFunc[string, item](staticData(twoItems)), WithMetrics(m), WithLogger(logs.logger()))
+	rdb.Ping(t.Context()) // a connection before the pause
+	admin.Do(t.Context(), "CLIENT", "PAUSE", "1000", "ALL")
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	err = c.Refill(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Refill = %v, want the deadline", err)
+	}
+	if n := m.get("Paused", StatusRedisError); n != 0 || strings.Contains(logs.String(), `"level":"ERROR"`) {
+		t.Errorf("%d redis_error counted for a deadline; log:\n%s", n, logs)
+	}
+}
+
+// A Refill that Close interrupts still serves what it wrote: the newest
+// snapshot, for good.
+func TestCloseDuringRefillServesNewest(t *testing.T) {
+	_, rdb := newMiniredis(t)
+	l := newCountingLoader[string, item](staticData(twoItems))
+	c := mustNew(t, "Items", rdb, l)
+	must(c.Get(t.Context(), "a"))
+	release := make(chan struct{})
+	l.set(func(context.Context) (map[string]item, error) {
+		<-release
+		return map[string]item{"a": {Name: "v2"}}, nil
+	})
+	done := make(chan error, 1)
+	go func() { done <- c.Refill(t.Context()) }()
+	eventually(t, "the load runs", func() bool { return l.calls.Load() == 2 })
+	c.Close()
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if v := must(c.Get(t.Context(), "a")); v.Name != "v2" {
+		t.Errorf("after Close, Get = %q, want the refill's v2", v.Name)
+	}
+}
+
+// A load that lost its lock because Redis restarted empty writes its record:
+// there is none to protect.
+func TestLostLockWritesWhereNoRecord(t *testing.T) {
+	rdb := realRedis(t)
+	name := uniqueName(t)
+	key := "resource:" + name
+	t.Cleanup(func() { rdb.Del(context.Background(), key) })
+	rdb.Set(t.Context(), key, pyRecord("old", "1764087331.5"), 0)
+	release := make(chan struct{})
+	l := newCountingLoader[string, item](func(context.Context) (map[string]item, error) {
+		<-release
+		return twoItems, nil
+	})
+	c := mustNew(t, name, rdb, l)
+	done := make(chan error, 1)
+	go func() { done <- c.Refill(t.Context()) }()
+	eventually(t, "the load runs", func() bool { return l.calls.Load() == 1 })
+	rdb.Del(t.Context(), key, "lock:"+name) // the restart
+	close(release)
+	if err := <-done; err != nil {
+		t.Errorf("Refill = %v, want nil", err)
+	}
+	if got := rdb.Get(t.Context(), key).Val(); !strings.Contains(got, `"one"`) {
+		t.Errorf("record = %q, want the load's", got)
+	}
+}
+
+// Source keys that would merge when written (invalid UTF-8 becomes U+FFFD)
+// are a load error, not a silently smaller dataset.
+func TestMergingKeysAreRefused(t *testing.T) {
+	_, rdb := newMiniredis(t)
+	c := mustNew(t, "Items", rdb, LoaderFunc[string, item](staticData(map[string]item{
+		"\xff": {Name: "one"}, "\xfe": {Name: "two"}, "ok": {Name: "three"},
+	})))
+	if err := c.Refill(t.Context()); !errors.Is(err, ErrLoadFailed) || !strings.Contains(err.Error(), "1 of the source's 3 keys") {
+		t.Errorf("Refill = %v, want a load error about merged keys", err)
+	}
+}
+
+// Errors print what they name safely: a refused name with terminal escapes
+// is quoted, and RefillAll names each cache once.
+func TestErrorTextIsSafeAndSingle(t *testing.T) {
+	_, rdb := newMiniredis(t)
+	_, err := New("A\x1b[31m\n", rdb, LoaderFunc[string, item](staticData(twoItems)))
+	if err == nil || strings.ContainsAny(err.Error(), "\x1b\n") {
+		t.Errorf("New error = %q, want the name quoted", err)
+	}
+	reg := new(Registry)
+	mustNew(t, "C00", rdb, LoaderFunc[string, item](func(context.Context) (map[string]item, error) {
+		return nil, errors.New("down")
+	}), WithRegistry(reg))
+	if err := reg.RefillAll(t.Context()); err == nil || strings.Count(err.Error(), "resource:C00") != 1 {
+		t.Errorf("RefillAll = %v, want the cache named once", err)
+	}
+}
+
+// A load that hangs with a ctx that never ends (a cron job's
+// context.Background()) keeps the lock through the watchdog only for a
+// bounded time (10 lock TTLs without WithLoadTimeout): then another process
+// takes the lock and loads.
+func TestHungLoadReleasesLockEventually(t *testing.T) {
+	rdb := realRedis(t)
+	name := uniqueName(t)
+	t.Cleanup(func() { rdb.Del(context.Background(), "resource:"+name, "lock:"+name) })
+	hang := make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	hung := newCountingLoader[string, item](func(context.Context) (map[string]item, error) {
+		<-hang // ignores its context
+		return nil, errors.New("released")
+	})
+	a := mustNew(t, name, rdb, hung, WithRefillLockTTL(time.Second))
+	go a.Refill(context.Background())
+	eventually(t, "the hung load runs", func() bool { return hung.calls.Load() == 1 })
+	start := time.Now()
+	b := mustNew(t, name, redis.NewClient(rdb.Options()), LoaderFunc[string, item](staticData(twoItems)), WithRefillLockTTL(time.Second))
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := b.Refill(ctx); err != nil {
+		t.Fatalf("the other process's Refill = %v, want it to load once the hung holder's lock expired", err)
+	}
+	t.Logf("figures: a hung load with context.Background() held a 1 s lock for %v", time.Since(start).Round(100*time.Millisecond))
+}
