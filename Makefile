@@ -43,3 +43,27 @@ fuzz:
 
 soak:
 	KIWICACHE_SOAK=$(SOAK) $(GO) test -race -count=1 -run '^TestSoak$$' -v -timeout 10m .
+
+# make bench-push  propagation of a refill through push notifications: a
+#                  writer process and PUSH_READERS (20) reader processes with
+#                  ReloadTTL 1h; p50/p99/max from the write to serving.
+# make scaling     what a fleet of FLEET (50) instances costs Redis, unchanged
+#                  and after a change of a 10 MB record (SCALING.md).
+PUSH_READERS ?= 20
+FLEET ?= 50
+
+.PHONY: bench-push scaling
+
+bench-push:
+	$(GO) run ./bench/propagation -readers $(PUSH_READERS) -rounds 50
+	$(GO) run ./bench/propagation -readers $(PUSH_READERS) -rounds 50 -listen publish
+	$(GO) run ./bench/propagation -readers $(PUSH_READERS) -rounds 20 -items 10000
+
+scaling:
+	$(GO) run ./bench/fleet -instances $(FLEET) -period 1s -periods 10 -change=false
+	$(GO) run ./bench/fleet -instances $(FLEET) -period 1s -periods 10 -change=false -partitions 10
+	$(GO) run ./bench/fleet -instances $(FLEET) -period 1s -periods 10 -change=false -gzip
+	$(GO) run ./bench/fleet -instances $(FLEET) -period 1h -periods 0
+	$(GO) run ./bench/fleet -instances $(FLEET) -period 1h -periods 0 -spread 5s
+	$(GO) run ./bench/fleet -instances $(FLEET) -period 1h -periods 0 -partitions 10
+	$(GO) run ./bench/fleet -instances $(FLEET) -period 1h -periods 0 -gzip

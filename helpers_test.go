@@ -257,8 +257,11 @@ func readGolden(t testing.TB, name string) []byte {
 }
 
 // testOpts are options every unit test wants: its own registry, no stray logs.
+//
+// Push notifications are off (the reloads they start would add to the commands
+// and loads that tests count): tests of push pass withPush (notify_test.go).
 func testOpts(extra ...Option) []Option {
-	return append([]Option{WithRegistry(new(Registry)), WithLogger(slog.New(slog.DiscardHandler))}, extra...)
+	return append([]Option{WithRegistry(new(Registry)), WithLogger(slog.New(slog.DiscardHandler)), WithoutPush()}, extra...)
 }
 
 func mustNew[K comparable, V any](t testing.TB, name string, rdb redis.UniversalClient, l Loader[K, V], opts ...Option) *Cache[K, V] {

@@ -39,6 +39,8 @@ type recordStore struct {
 	log     *slog.Logger
 	// noReadOnlyScripts: the server has no EVALSHA_RO (Redis before 7).
 	noReadOnlyScripts atomic.Bool
+	// plainPublish: a cluster refused SPUBLISH (Redis before 7).
+	plainPublish atomic.Bool
 }
 
 // tailLen is how much of a record's end a recordID keeps: more than
@@ -236,10 +238,10 @@ else
 end
 return 1`)
 
-// write sets the record to b, unless this load lost its lock and the record
-// is no longer seen, the one it found when it began (see writeScript). It
-// reports whether it wrote.
-func (r *recordStore) write(ctx context.Context, b []byte, token lockToken, seen recordID) (bool, error) {
+// write sets the record to b (the record of ts), unless this load lost its
+// lock and the record is no longer seen, the one it found when it began (see
+// writeScript). It reports whether it wrote, and publishes what it wrote.
+func (r *recordStore) write(ctx context.Context, b []byte, ts time.Time, token lockToken, seen recordID) (bool, error) {
 	keys := []string{r.key, r.lockKey}
 	held := "0"
 	if r.cluster {
@@ -264,6 +266,9 @@ func (r *recordStore) write(ctx context.Context, b []byte, token lockToken, seen
 	if err != nil {
 		return false, r.redisError(ctx, "kiwicache.save_failed", "write script", r.key, err)
 	}
+	if written {
+		r.publish(ctx, ts, len(b))
+	}
 	return written, nil
 }
 
@@ -284,13 +289,40 @@ func (r *recordStore) prolong(ctx context.Context) (bool, error) {
 	return exists, nil
 }
 
-// restore writes b back where there is no record, after a failed load: NX,
-// so a record that another process wrote meanwhile is kept.
-func (r *recordStore) restore(ctx context.Context, b []byte) error {
-	if err := r.rdb.SetNX(ctx, r.key, b, r.ttl).Err(); err != nil {
+// restore writes b (the record of ts) back where there is no record, after a
+// failed load: NX, so a record that another process wrote meanwhile is kept.
+// It publishes what it wrote.
+func (r *recordStore) restore(ctx context.Context, b []byte, ts time.Time) error {
+	written, err := r.rdb.SetNX(ctx, r.key, b, r.ttl).Result()
+	if err != nil {
 		return r.redisError(ctx, "kiwicache.save_failed", "SET NX", r.key, err)
 	}
+	if written {
+		r.publish(ctx, ts, len(b))
+	}
 	return nil
+}
+
+// publish tells the listening processes that this process wrote the record
+// (PUSH.md): PUBLISH on its channel, or SPUBLISH on Redis Cluster, where the
+// message then goes to the one shard that holds the channel. A failure is
+// logged, not returned: the write itself succeeded, and the others see it at
+// their next reload.
+func (r *recordStore) publish(ctx context.Context, ts time.Time, size int) {
+	channel, payload := PushChannel(r.key), PushPayload(ts, size)
+	var err error
+	if r.cluster && !r.plainPublish.Load() {
+		err = r.rdb.SPublish(ctx, channel, payload).Err()
+		if isUnknownCommand(err) {
+			r.plainPublish.Store(true)
+			err = r.rdb.Publish(ctx, channel, payload).Err()
+		}
+	} else {
+		err = r.rdb.Publish(ctx, channel, payload).Err()
+	}
+	if err != nil {
+		r.log.WarnContext(ctx, "kiwicache.publish_failed", "key", r.key, "channel", channel, "error", err)
+	}
 }
 
 // redisError turns a failed command on key into an *Error. A command that
@@ -298,6 +330,7 @@ func (r *recordStore) restore(ctx context.Context, b []byte) error {
 // is the caller's deadline, not a Redis failure: it is neither counted nor
 // logged as one, and the error wraps ctx's.
 func (r *recordStore) redisError(ctx context.Context, event, op, key string, err error) error {
+	refreshClusterState(r.rdb) // after a failover, find the promoted master: see notify.go
 	if ctx.Err() != nil {
 		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("%w (%w)", context.Cause(ctx), err)
