@@ -45,8 +45,10 @@ func readmeACLRule(t *testing.T) []any {
 }
 
 // The README's ACL rule lets a cache do everything it does: with a user made
-// by exactly that rule on a real redis-server, a cache refills a missing
-// record under the lock, reloads changed, unchanged and malformed records,
+// by exactly that rule on a real redis-server, a cache listens for push
+// notifications by client tracking, publishes its writes, which reach it
+// from another writer, refills a missing record under the lock, reloads
+// changed, unchanged and malformed records,
 // refills on demand and through RefillAll, keeps the record alive (with and
 // without expiry) and writes it back while its source fails, extends the lock
 // through a long load, and waits for another process's lock.
@@ -78,8 +80,10 @@ func TestACLRuleOfREADME(t *testing.T) {
 		return map[string]string{"a": "one", "b": "two"}, nil
 	})
 	reg := new(Registry)
-	opts := []Option{WithRegistry(reg), WithReloadTTL(time.Hour), WithRefillLockTTL(2 * time.Second)}
-	c := mustNew(t, name, user, source, opts...)
+	logs := &logBuffer{}
+	// c listens for push notifications, as every Cache does by default.
+	c := mustNewListening(t, name, user, source, WithRegistry(reg), WithReloadTTL(time.Hour),
+		WithRefillLockTTL(2*time.Second), WithLogger(logs.logger()))
 	record := func(data string) string {
 		return fmt.Sprintf(`{"data": %s, "timestamp": %.6f}`, data, float64(time.Now().UnixMicro())/1e6)
 	}
@@ -102,6 +106,19 @@ func TestACLRuleOfREADME(t *testing.T) {
 		run  func() error
 	}{
 		{"first Get: a missing record refilled under the lock", func() error { return want("one") }},
+		{"listening for writes (push notifications)", func() error {
+			deadline := time.Now().Add(10 * time.Second)
+			for !c.Health().PushConnected {
+				if time.Now().After(deadline) {
+					return fmt.Errorf("not listening after 10s; log:\n%s", logs)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if !strings.Contains(logs.String(), `"mode":"client tracking"`) {
+				return fmt.Errorf("not listening by client tracking; log:\n%s", logs)
+			}
+			return nil
+		}},
 		{"Reload of an unchanged record", func() error { return c.Reload(ctx) }},
 		{"Reload of a record another process wrote", func() error {
 			admin.Set(ctx, key, record(`{"a": "uno"}`), time.Hour)
@@ -162,6 +179,22 @@ func TestACLRuleOfREADME(t *testing.T) {
 			waiting := mustNew(t, name, user, source, WithReloadTTL(time.Hour))
 			if got, err := waiting.Get(ctx, "a"); err != nil || got != "from the holder" {
 				return fmt.Errorf("Get(a) = %q, %v; want the holder's record", got, err)
+			}
+			return nil
+		}},
+		{"a write by another process, announced to the listening cache", func() error {
+			writer := mustNew(t, name, user, LoaderFunc[string, string](func(context.Context) (map[string]string, error) {
+				return map[string]string{"a": "pushed"}, nil
+			}))
+			if err := writer.Refill(ctx); err != nil {
+				return err
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for got, _ := c.Get(ctx, "a"); got != "pushed"; got, _ = c.Get(ctx, "a") {
+				if time.Now().After(deadline) {
+					return fmt.Errorf("the listening cache serves %q 10s after the write, want pushed", got)
+				}
+				time.Sleep(10 * time.Millisecond)
 			}
 			return nil
 		}},
