@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/kiwicache/kiwicache/internal/redistest"
 	"log/slog"
 	"net"
 	"os"
@@ -103,6 +104,7 @@ func (s *redisServer) start() error {
 		args = append(args, strings.ReplaceAll(a, "{port}", fmt.Sprint(s.port)))
 	}
 	s.cmd = exec.Command(s.bin, args...)
+	redistest.DieWithParent(s.cmd)
 	if err := s.cmd.Start(); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kiwicache/kiwicache/internal/redistest"
 	"github.com/kiwicache/kiwicache/internal/skipreport"
 	"io"
 	"net"
@@ -84,6 +85,7 @@ func newRedisServerAt(addr, dir string, args ...string) (*redisServer, error) {
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	cmd := exec.Command(bin, append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir}, args...)...)
+	redistest.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
