@@ -1,7 +1,10 @@
 # make test     vet and the whole test suite with the race detector. Integration
 #               tests use REDIS_URL, or a redis-server they start from PATH.
 # make example  the airlines example: a few lookups through the cache (an
-#               embedded miniredis unless REDIS_URL is set).
+#               embedded miniredis unless REDIS_URL is set). It lists the
+#               packages it compiles on a cold cache (go run -v), so the first
+#               run shows what it is doing. The other examples (service, sqlite,
+#               refill): go run ./examples/NAME.
 # make soak     a randomized mix of faults for SOAK (60s) on a real
 #               redis-server, with readers checking every value.
 # make bench    the benchmarks of BENCHMARKS.md, benchstat-friendly: reloads
@@ -29,12 +32,19 @@ SOAK ?= 60s
 
 .PHONY: test example bench plot fuzz soak
 
+# Tests that skip for want of a server (redis-server, PostgreSQL) say so in
+# one line per group, collected in a file: go test shows a passing package's
+# output only with -v.
 test:
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 8m ./...
+	@report=$$(mktemp); echo "$(GO) test -race -count=1 -timeout 8m ./..."; \
+	KIWICACHE_SKIP_REPORT=$$report $(GO) test -race -count=1 -timeout 8m ./...; status=$$?; \
+	cat $$report >&2; rm -f $$report; exit $$status
 
 example:
-	$(GO) run ./examples/airlines
+	@echo "make example: go run ./examples/airlines. The first run downloads and compiles the library, go-redis"
+	@echo "and miniredis (about half a minute on 2 cores), listing each package it compiles; later runs start at once."
+	$(GO) run -v ./examples/airlines
 
 bench:
 	KIWICACHE_BENCH_SIZES=$(BENCHSIZES) $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem \

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kiwicache/kiwicache/internal/skipreport"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,7 +24,7 @@ func startCluster(t *testing.T) *redistest.Cluster {
 	t.Helper()
 	cl, err := redistest.StartCluster(3, 1)
 	if errors.Is(err, redistest.ErrNotInstalled) {
-		t.Skip("Redis Cluster tests skipped: ", err)
+		skipreport.Skip(t, "Redis Cluster", err.Error())
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -23,11 +23,6 @@ import (
 	jsonv1 "github.com/go-json-experiment/json/v1"
 )
 
-// Number is a JSON number kept as its exact text. Values decoded into any
-// hold numbers as Number, so that 12345678901234567890 and 1.1000 survive
-// a round trip through a Go service unchanged. It is encoding/json's Number.
-type Number = jsonv1.Number
-
 // A Record is a dataset as Redis holds it: the items and when they were read
 // from the source.
 type Record[K comparable, V any] struct {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kiwicache/kiwicache/internal/skipreport"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -206,7 +207,7 @@ func nanValue() float64 { var z float64; return z / z }
 func TestPythonReadsGoRecords(t *testing.T) {
 	python, err := exec.LookPath("python3")
 	if err != nil {
-		t.Skip("python3 is not installed: the Python round trip is checked where it is")
+		skipreport.Skip(t, "Python round trip", "python3 is not installed")
 	}
 	dir := t.TempDir()
 	for _, name := range goldenCases {

@@ -121,6 +121,9 @@ type diffValue struct {
 	BadTag   int                     `json:"a\"b"` // not a valid name: the Go name is used
 	Func     func()                  `json:"func"` // only null fits
 	Nested   map[string][]*diffInner `json:"nested"`
+	Num      Number                  `json:"num"`
+	Nums     []Number                `json:"nums"`
+	NumPtr   *Number                 `json:"numPtr"`
 	hidden   int
 }
 
@@ -157,6 +160,8 @@ var diffTypes = []func(t *testing.T, data []byte){
 	diffCheck[diffText],
 	diffCheck[*diffRaw],
 	diffCheck[map[int]float64],
+	diffCheck[Number],
+	diffCheck[map[string]Number],
 	diffCheckKeys[int],
 	diffCheckKeys[uint16],
 	diffCheckKeys[diffText],
@@ -319,6 +324,8 @@ var diffSeeds = []string{
 	`{"a": {"func": 1}}`,
 	`{"a": {"-": 1, "Ignored": 2, "a-b.c": 3, "BadTag": 4, "hidden": 5, "Dash": 6}}`,
 	`{"a": {"nested": {"k": [{"x": 1}, null, {"next": {"y": "deep"}}]}}}`,
+	`{"a": {"num": 1.1000, "nums": [12345678901234567890, -0, "7", null], "numPtr": "1e400"}}`,
+	`{"a": {"num": "x"}}`, `{"a": {"num": true}}`, `{"a": {"num": " 1"}}`, `{"a": {"num": null, "numPtr": null}}`,
 	`{"a": {"inner": {"x": 1}, "inner": {"y": "merged"}}}`,
 	`{"a": {"inners": [{"x": 1}, {"x": 2}], "inners": [{"y": "merged"}]}}`,
 	`{"a": {"strings": ["x", "y"], "strings": ["z", null]}}`,

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"math"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -402,43 +401,3 @@ func TestPushPayload(t *testing.T) {
 	}
 }
 
-// The ACL line of PUSH.md is enough for a service that reads, refills,
-// listens by client tracking and publishes.
-func TestPushACLOfTheDocs(t *testing.T) {
-	doc, err := os.ReadFile("PUSH.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, line, ok := strings.Cut(string(doc), "ACL SETUSER ")
-	if !ok {
-		t.Fatal("PUSH.md has no ACL SETUSER line")
-	}
-	line, _, _ = strings.Cut(line, "\n")
-	fields := strings.Fields(line)
-	if fields[0] != "app" {
-		t.Fatalf("PUSH.md's ACL line is for %q, want app", fields[0])
-	}
-	srv := startTestRedis(t, append([]string{"--user", "default", "off", "--user"}, fields...)...)
-	_, password, _ := strings.Cut(fields[2], ">")
-	rdb := redis.NewClient(&redis.Options{Addr: srv.addr(), Username: "app", Password: password})
-	t.Cleanup(func() { rdb.Close() })
-	logs := &logBuffer{}
-	c := mustNewListening(t, "Permitted", rdb, LoaderFunc[string, item](staticData(versionData(3, 1))),
-		WithReloadTTL(time.Hour), WithLogger(logs.logger()))
-	if v := versionOf(t, c); v != "v1" {
-		t.Fatalf("serves %s", v)
-	}
-	eventually(t, "listening", func() bool { return c.Health().PushConnected })
-	if !strings.Contains(logs.String(), `"mode":"client tracking"`) {
-		t.Errorf("not listening by client tracking; log: %s", logs)
-	}
-	writer := mustNew(t, "Permitted", rdb, LoaderFunc[string, item](staticData(versionData(3, 2))),
-		WithoutPush(), WithLogger(logs.logger()))
-	if err := writer.Refill(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "the refilled record is served", func() bool { return versionOf(t, c) == "v2" })
-	if strings.Contains(logs.String(), `"level":"ERROR"`) || strings.Contains(logs.String(), "publish_failed") {
-		t.Errorf("failures logged with the documented ACL: %s", logs)
-	}
-}

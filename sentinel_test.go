@@ -7,6 +7,7 @@ package kiwicache
 import (
 	"context"
 	"errors"
+	"github.com/kiwicache/kiwicache/internal/skipreport"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -21,7 +22,7 @@ func startSentinel(t *testing.T) *redistest.Sentinel {
 	t.Helper()
 	d, err := redistest.StartSentinel()
 	if errors.Is(err, redistest.ErrNotInstalled) {
-		t.Skip("Sentinel tests skipped: ", err)
+		skipreport.Skip(t, "Sentinel", err.Error())
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -106,6 +106,7 @@ func (s *Server) RestartWith(extra ...string) error {
 		args = append(args, strings.ReplaceAll(a, "{port}", fmt.Sprint(s.Port)))
 	}
 	s.cmd = exec.Command(s.bin, args...)
+	DieWithParent(s.cmd)
 	if err := s.cmd.Start(); err != nil {
 		s.cmd = nil
 		return err
