@@ -400,4 +400,3 @@ func TestPushPayload(t *testing.T) {
 		t.Errorf("PushChannel = %s", got)
 	}
 }
-

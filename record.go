@@ -360,9 +360,13 @@ func (r *recordStore) publish(ctx context.Context, ts time.Time, size int) {
 // logged as one, and the error wraps ctx's.
 func (r *recordStore) redisError(ctx context.Context, event, op, key string, err error) error {
 	refreshClusterState(r.rdb) // after a failover, find the promoted master: see notify.go
-	if ctx.Err() != nil {
+	if ctxEnded(ctx) {
 		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("%w (%w)", context.Cause(ctx), err)
+			cause := context.Cause(ctx)
+			if cause == nil { // the deadline passed; ctx's timer has not fired yet
+				cause = context.DeadlineExceeded
+			}
+			err = fmt.Errorf("%w (%w)", cause, err)
 		}
 		return &Error{Cache: r.cache, Op: op, Key: key, Err: err}
 	}
@@ -377,3 +381,14 @@ func (r *recordStore) redisError(ctx context.Context, event, op, key string, err
 type tailStamper interface{ stampsTail() }
 
 func (JSONCodec[K, V]) stampsTail() {}
+
+// ctxEnded reports whether ctx has ended, or reached its deadline a moment
+// before its timer marks it done (a client that times its reads out by the
+// deadline sees the timeout first).
+func ctxEnded(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	deadline, ok := ctx.Deadline()
+	return ok && !time.Now().Before(deadline)
+}
