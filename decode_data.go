@@ -37,7 +37,7 @@ type dataDecoder[K comparable, V any] struct {
 }
 
 func (dd *dataDecoder[K, V]) decode(d *decoder) (map[K]V, error) {
-	start, depth := d.i, d.depth
+	start := d.i
 	size := len(d.b) - start
 	var cuts []int
 	members := 0
@@ -47,26 +47,28 @@ func (dd *dataDecoder[K, V]) decode(d *decoder) (map[K]V, error) {
 		members = estimateMembers(d.b, start)
 	}
 	m := make(map[K]V, mapHint[K, V](members, size))
-	into := &memberSink[K, V]{m: m}
 	if len(cuts) == 0 {
-		if _, err := dd.members(d, into, true, false); err != nil {
+		if _, err := dd.members(d, &memberSink[K, V]{m: m}, true, false); err != nil {
 			return nil, err
 		}
 		return m, nil
 	}
-
-	// This goroutine decodes the pieces from the first on, into the map;
-	// others take pieces from the last back, into slices of members that
-	// the map takes in when this one gets there. They meet where their
-	// speeds put them (a busy core does less). Once the outcome is known,
-	// stop tells the goroutines still at work to give up.
-	full := d.b
+	// Once the outcome is known, stop tells the goroutines still at work to
+	// give up.
 	var stop atomic.Bool
 	defer stop.Store(true)
-	pieces := make([]piece[K, V], len(cuts)+1) // piece j starts after cuts[j-1]
+	pieces := newPieces[K, V](cuts, start, len(d.b))
+	dd.startWorkers(pieces, d.b, d.depth, members, size, &stop)
+	return dd.decodePieces(d, pieces, m, &stop)
+}
+
+// newPieces cuts b[start:end] at cuts: piece j starts after cuts[j-1] and
+// ends at its comma, cuts[j].
+func newPieces[K comparable, V any](cuts []int, start, end int) []piece[K, V] {
+	pieces := make([]piece[K, V], len(cuts)+1)
 	for j := range pieces {
 		p := &pieces[j]
-		p.from, p.limit = start, len(full)
+		p.from, p.limit = start, end
 		if j > 0 {
 			p.from = cuts[j-1] + 1
 		}
@@ -75,8 +77,16 @@ func (dd *dataDecoder[K, V]) decode(d *decoder) (map[K]V, error) {
 		}
 		p.done = make(chan struct{})
 	}
+	return pieces
+}
+
+// startWorkers starts the goroutines that take pieces from the last back,
+// decoding each into a slice of members that decodePieces takes into the
+// map when it gets there. They meet where their speeds put them (a busy core
+// does less).
+func (dd *dataDecoder[K, V]) startWorkers(pieces []piece[K, V], full []byte, depth, members, size int, stop *atomic.Bool) {
 	share := func(p *piece[K, V]) int { return members * (p.limit - p.from) / size }
-	for range min(runtime.GOMAXPROCS(0)-1, len(cuts)) {
+	for range min(runtime.GOMAXPROCS(0)-1, len(pieces)-1) {
 		go func() {
 			for j := len(pieces) - 1; j > 0; j-- {
 				p := &pieces[j]
@@ -86,13 +96,19 @@ func (dd *dataDecoder[K, V]) decode(d *decoder) (map[K]V, error) {
 					}
 					continue
 				}
-				p.decodeApart(dd, full, depth, share(p), &stop)
+				p.decodeApart(dd, full, depth, share(p), stop)
 			}
 		}()
 	}
+}
 
-	// Piece 0 starts at the object's '{'; each piece that ends exactly at
-	// its closing comma confirms the start of the next.
+// decodePieces decodes the pieces from the first on, into m, on this
+// goroutine, and takes in those the workers decoded. Piece 0 starts at the
+// object's '{'; each piece that ends exactly at its closing comma confirms
+// the start of the next.
+func (dd *dataDecoder[K, V]) decodePieces(d *decoder, pieces []piece[K, V], m map[K]V, stop *atomic.Bool) (map[K]V, error) {
+	full, depth, start := d.b, d.depth, pieces[0].from
+	into := &memberSink[K, V]{m: m}
 	for j := range pieces {
 		p := &pieces[j]
 		if j == 0 || p.owner.CompareAndSwap(unclaimed, byFirst) {
