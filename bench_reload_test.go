@@ -18,7 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// The dataset of the reference figures (issue 4): N items
+// The dataset of the reference figures: N items
 // "k<i>": {"id": i, "name": "item-<i>", "price": i*1.25, "tags": ["a","b"], "active": i%2==0},
 // written as the Python library writes it.
 func benchItemsData(n int) map[string]item {

@@ -54,33 +54,13 @@ func decodeJSONRecord[K comparable, V any](b []byte, hook func([]byte, any) erro
 	d.space()
 	var haveData, haveTimestamp bool
 	for more := d.peek() != '}'; more; {
-		if d.peek() != '"' {
-			return rec, d.syntaxError("a member name")
-		}
-		name, err := d.stringBytes()
+		name, err := recordMember(d, &rec, hook)
 		if err != nil {
 			return rec, err
 		}
-		switch string(name) {
-		case "data":
-			if err := d.colon(); err != nil {
-				return rec, err
-			}
-			if rec.Data, err = decodeData[K, V](d, hook); err != nil {
-				return rec, inData(err)
-			}
-			haveData = true // a repeated member replaces the earlier one, as in Python
-		case "timestamp":
-			if err := d.colon(); err != nil {
-				return rec, err
-			}
-			if rec.Timestamp, err = d.timestamp(); err != nil {
-				return rec, err
-			}
-			haveTimestamp = true
-		default:
-			return rec, fmt.Errorf("unexpected member %q (a record has only data and timestamp)", name)
-		}
+		// A repeated member replaces the earlier one, as in Python.
+		haveData = haveData || name == "data"
+		haveTimestamp = haveTimestamp || name == "timestamp"
 		if more, err = d.next('}'); err != nil {
 			return rec, err
 		}
@@ -98,6 +78,37 @@ func decodeJSONRecord[K comparable, V any](b []byte, hook func([]byte, any) erro
 		return rec, errors.New("no timestamp member")
 	}
 	return rec, nil
+}
+
+// recordMember decodes one member of the record's top level into rec and
+// returns its name: data or timestamp, any other is an error.
+func recordMember[K comparable, V any](d *decoder, rec *Record[K, V], hook func([]byte, any) error) (string, error) {
+	if d.peek() != '"' {
+		return "", d.syntaxError("a member name")
+	}
+	name, err := d.stringBytes()
+	if err != nil {
+		return "", err
+	}
+	switch string(name) {
+	case "data":
+		if err := d.colon(); err != nil {
+			return "", err
+		}
+		if rec.Data, err = decodeData[K, V](d, hook); err != nil {
+			return "", inData(err)
+		}
+	case "timestamp":
+		if err := d.colon(); err != nil {
+			return "", err
+		}
+		if rec.Timestamp, err = d.timestamp(); err != nil {
+			return "", err
+		}
+	default:
+		return "", fmt.Errorf("unexpected member %q (a record has only data and timestamp)", name)
+	}
+	return string(name), nil
 }
 
 // notAnObject says what a record that is not a JSON object is.
