@@ -3,7 +3,6 @@ package kiwicache
 import (
 	"bytes"
 	"encoding"
-	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -99,7 +98,7 @@ var (
 			switch k := rv.Kind(); {
 			case k != reflect.Float64 && k != reflect.Float32, rv.Type().Implements(jsonMarshalerType),
 				rv.Type().Implements(textMarshalerType):
-				return errors.ErrUnsupported // the default encoding
+				return skipMarshaler // the default encoding
 			case k == reflect.Float32:
 				return writeFloat(enc, rv.Float(), 32)
 			}
