@@ -64,6 +64,8 @@ type Cache[K comparable, V any] struct {
 	// unusableReplacedAt is when this Cache last replaced a record it could
 	// not use (malformed, of another type, or empty); see mayReplaceUnusable.
 	unusableReplacedAt time.Time
+
+	push pushState // notifications of new records: see notify.go
 }
 
 // A reload is a reload in progress; reads with no data wait for it.
@@ -86,7 +88,9 @@ const (
 
 // New returns a Cache for the record resource:NAME (or resource:NAME:SUFFIX
 // with WithSuffix) in rdb, filled from loader. It does no I/O: the first Get
-// (or Reload) loads the data.
+// (or Reload) loads the data. Unless WithoutPush, the Cache listens for
+// notifications of new records through a subscription of rdb's that
+// connects in the background (see PUSH.md).
 //
 // New registers the Cache in DefaultRegistry() (see WithRegistry), replacing
 // a Cache registered with the same record key. An unusable name, client,
@@ -113,6 +117,7 @@ func New[K comparable, V any](name string, rdb redis.UniversalClient, loader Loa
 	if cfg.registry != nil {
 		cfg.registry.Register(c)
 	}
+	c.startPush()
 	return c, nil
 }
 
@@ -332,6 +337,7 @@ func (c *Cache[K, V]) Close() error {
 	if c.cfg.registry != nil {
 		c.cfg.registry.Unregister(c)
 	}
+	c.stopPush()
 	return nil
 }
 
@@ -408,7 +414,8 @@ func (c *Cache[K, V]) install(s *Snapshot[K, V]) {
 }
 
 // scheduleReloadLocked marks the snapshot fresh and makes it stale again in
-// ReloadTTL. Readers see staleness as one atomic load, not a clock read.
+// ReloadTTL, varied by the reload jitter. Readers see staleness as one atomic
+// load, not a clock read.
 func (c *Cache[K, V]) scheduleReloadLocked() {
 	if c.snap.Load() == nil {
 		return
@@ -421,12 +428,12 @@ func (c *Cache[K, V]) scheduleReloadLocked() {
 	c.stale.Store(false)
 	c.fresh.Store(c.snap.Load())
 	if c.timer == nil {
-		c.timer = time.AfterFunc(c.cfg.reloadTTL, func() {
+		c.timer = time.AfterFunc(c.reloadPeriod(), func() {
 			c.stale.Store(true)
 			c.fresh.Store(nil)
 		})
 	} else {
-		c.timer.Reset(c.cfg.reloadTTL)
+		c.timer.Reset(c.reloadPeriod())
 	}
 }
 

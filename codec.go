@@ -3,29 +3,24 @@ package kiwicache
 import (
 	"bytes"
 	"encoding"
-	"errors"
 	"fmt"
 	"math"
 	"reflect"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
 
 	// The Go team's encoding/json/v2 (standard from Go 1.27; this module mirrors
-	// it for Go 1.26). It is here for what encoding/json cannot do: a
-	// type-specific marshaler, so that every float is written as Python writes
-	// it ("5.0", not "5") wherever it sits in V, and a decoder that keeps every
-	// number exact inside any-typed values. With the v1 options below, values
-	// keep encoding/json's semantics.
+	// it for Go 1.26), for encoding. It is here for what encoding/json cannot
+	// do: a type-specific marshaler, so that every float is written as Python
+	// writes it ("5.0", not "5") wherever it sits in V. With the v1 options
+	// below, values keep encoding/json's semantics. Records are decoded by
+	// the package's own decoder (decode.go).
 	json "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	jsonv1 "github.com/go-json-experiment/json/v1"
 )
-
-// Number is a JSON number kept as its exact text. Values decoded into any
-// hold numbers as Number, so that 12345678901234567890 and 1.1000 survive
-// a round trip through a Go service unchanged. It is encoding/json's Number.
-type Number = jsonv1.Number
 
 // A Record is a dataset as Redis holds it: the items and when they were read
 // from the source.
@@ -48,22 +43,33 @@ type Codec[K comparable, V any] interface {
 // 0.4.5 (PROTOCOL.md), {"data": {...}, "timestamp": <float seconds>}.
 //
 // Keys are JSON member names: K must be a string or integer kind, or
-// implement encoding.TextMarshaler (and *K encoding.TextUnmarshaler). Values
-// are encoded and decoded with encoding/json's semantics, with two
-// differences that keep the data as Python has it: float64 and float32 values
-// are written with a '.' or an exponent (5.0), so that Python reads them back
-// as floats; and numbers decoded into any are Number, not float64.
-// Named float types (type Celsius float64) in V are written as floats too;
-// inside an any they are written as encoding/json writes them (5, not 5.0).
+// implement both encoding.TextMarshaler and (on *K) encoding.TextUnmarshaler.
+// Values are encoded and decoded with encoding/json's semantics (struct tags,
+// case-insensitive field names, UnmarshalJSON and UnmarshalText methods,
+// ...), with three differences that keep the data as Python has it:
+//   - float64 and float32 values are written with a '.' or an exponent (5.0),
+//     so that Python reads them back as floats; named float types (type
+//     Celsius float64) in V too, but inside an any they are written as
+//     encoding/json writes them (5, not 5.0);
+//   - numbers decoded into any are Number, with their exact text, not float64;
+//   - a record with invalid UTF-8 is malformed (encoding/json would replace
+//     the bytes, and merge keys that differ only by them), as it is for Python.
+//
+// Records are decoded by a decoder made for them: straight into the map, with
+// a plan per value type made once, on every core for large records, with
+// strings copied so that nothing keeps the record's bytes alive
+// (BENCHMARKS.md has its measurements against encoding/json and others).
 //
 // The zero value is ready to use.
 type JSONCodec[K comparable, V any] struct {
 	// Unmarshal, if set, decodes the data object's members in place of the
-	// default decoder: it is called, concurrently, with JSON objects to
-	// decode into a *map[K]V. It must keep encoding/json's semantics. For
-	// example sonic.ConfigStd.Unmarshal (github.com/bytedance/sonic) decodes
-	// the benchmark record 1.7 times as fast (see BENCHMARKS.md); leave it
-	// nil when V holds an any or a Number, which only the default keeps exact.
+	// built-in decoder: it is called, concurrently, with JSON objects (parts
+	// of the data object, checked as JSON first) to decode into a *map[K]V.
+	// It must keep encoding/json's semantics. It is for a decoder with
+	// semantics of its own; for speed, the built-in decoder is faster than
+	// sonic, goccy/go-json and encoding/json on the benchmark records
+	// (BENCHMARKS.md). Leave it nil when V holds an any or a Number, which
+	// only the built-in decoder keeps exact.
 	Unmarshal func(data []byte, v any) error
 }
 
@@ -92,7 +98,7 @@ var (
 			switch k := rv.Kind(); {
 			case k != reflect.Float64 && k != reflect.Float32, rv.Type().Implements(jsonMarshalerType),
 				rv.Type().Implements(textMarshalerType):
-				return errors.ErrUnsupported // the default encoding
+				return skipMarshaler // the default encoding
 			case k == reflect.Float32:
 				return writeFloat(enc, rv.Float(), 32)
 			}
@@ -100,22 +106,14 @@ var (
 		}),
 	))
 	jsonMarshalerType = reflect.TypeFor[jsonv1.Marshaler]()
-	decodeOptions     = json.JoinOptions(
-		jsonv1.DefaultOptionsV1(),
-		json.WithUnmarshalers(json.UnmarshalFromFunc(func(dec *jsontext.Decoder, v *any) error {
-			if dec.PeekKind() != '0' {
-				return errors.ErrUnsupported // not a number: the default any decoding
-			}
-			num, err := dec.ReadValue()
-			*v = Number(num)
-			return err
-		})),
-	)
 )
 
 // Encode writes rec as Python's kiwi-cache would: the two members in its order,
 // with its separators between them.
 func (JSONCodec[K, V]) Encode(rec Record[K, V]) ([]byte, error) {
+	if err := checkKeyType[K](); err != nil {
+		return nil, fmt.Errorf("kiwicache: encode record: %w: %w", ErrInvalidConfig, err)
+	}
 	if s := rec.Timestamp.Unix(); s < 0 || s >= maxUnixSeconds {
 		return nil, fmt.Errorf("kiwicache: encode record: timestamp %v is out of range", rec.Timestamp)
 	}
@@ -133,15 +131,25 @@ func (JSONCodec[K, V]) Encode(rec Record[K, V]) ([]byte, error) {
 }
 
 // Decode reads a record in any valid JSON layout. It accepts exactly the
-// members data (an object) and timestamp (a number); anything else is an
-// error wrapping ErrMalformedRecord. A member repeated in an object keeps its
-// last value, as in Python.
-func (c JSONCodec[K, V]) Decode(b []byte) (Record[K, V], error) {
-	unmarshal := c.Unmarshal
-	if unmarshal == nil {
-		unmarshal = func(data []byte, v any) error { return json.Unmarshal(data, v, decodeOptions) }
+// members data (an object) and timestamp (a number); anything else, invalid
+// UTF-8 included, is an error wrapping ErrMalformedRecord that says what was
+// found and where. A member repeated in an object keeps its last value, as
+// in Python.
+//
+// Strings are copies: the decoded record keeps nothing of b alive.
+func (c JSONCodec[K, V]) Decode(b []byte) (rec Record[K, V], err error) {
+	if err := checkKeyType[K](); err != nil {
+		return rec, fmt.Errorf("kiwicache: decode record: %w: %w", ErrInvalidConfig, err)
 	}
-	rec, err := decodeJSONRecord[K, V](b, unmarshal)
+	defer func() {
+		// A panic of a method of V (UnmarshalJSON, UnmarshalText) or of
+		// Unmarshal: the record is one this program cannot read.
+		if p := recover(); p != nil {
+			rec, err = Record[K, V]{}, fmt.Errorf("%w: the decoder panicked: %w", ErrMalformedRecord,
+				&PanicError{Value: p, Stack: debug.Stack()})
+		}
+	}()
+	rec, err = decodeJSONRecord[K, V](b, c.Unmarshal)
 	if err != nil {
 		return Record[K, V]{}, fmt.Errorf("%w: %w", ErrMalformedRecord, err)
 	}
@@ -247,11 +255,20 @@ var (
 	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
 
-// checkKeyType reports whether K can be a JSON member name both ways.
+// checkKeyType reports whether K can be a JSON member name both ways: a
+// string or integer kind, or a type with both MarshalText and UnmarshalText
+// (on *K), so that keys are written and read back the same way. A type with
+// only one of them would be written one way and read another.
 func checkKeyType[K comparable]() error {
 	t := reflect.TypeFor[K]()
-	if t.Implements(textMarshalerType) && reflect.PointerTo(t).Implements(textUnmarshalerType) {
+	marshals, unmarshals := t.Implements(textMarshalerType), reflect.PointerTo(t).Implements(textUnmarshalerType)
+	switch {
+	case marshals && unmarshals:
 		return nil
+	case marshals:
+		return fmt.Errorf("key type %v has MarshalText but no UnmarshalText: its keys could not be read back", t)
+	case unmarshals:
+		return fmt.Errorf("key type %v has UnmarshalText but no MarshalText: its keys would be written otherwise than read", t)
 	}
 	switch t.Kind() {
 	case reflect.String,

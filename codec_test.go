@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kiwicache/kiwicache/internal/skipreport"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -206,7 +207,7 @@ func nanValue() float64 { var z float64; return z / z }
 func TestPythonReadsGoRecords(t *testing.T) {
 	python, err := exec.LookPath("python3")
 	if err != nil {
-		t.Skip("python3 is not installed: the Python round trip is checked where it is")
+		skipreport.Skip(t, "Python round trip", "python3 is not installed")
 	}
 	dir := t.TempDir()
 	for _, name := range goldenCases {
@@ -279,5 +280,108 @@ func TestTimestampDigits(t *testing.T) {
 	}
 	if _, err := parseUnixSeconds("8589934592"); err == nil {
 		t.Error("a timestamp past maxUnixSeconds was accepted")
+	}
+}
+
+type temperature float64
+
+// A named float type is written as a Python float ("5.0") wherever it sits
+// in V: a map's values, a slice's elements, V itself. Python would read
+// "5" back as an int.
+func TestEncodeNamedFloatsInMaps(t *testing.T) {
+	ts := time.Unix(1, 0)
+	for name, encode := range map[string]func() ([]byte, error){
+		"map": func() ([]byte, error) {
+			return JSONCodec[string, map[string]temperature]{}.Encode(Record[string, map[string]temperature]{
+				Data: map[string]map[string]temperature{"a": {"x": 5}}, Timestamp: ts})
+		},
+		"slice": func() ([]byte, error) {
+			return JSONCodec[string, []temperature]{}.Encode(Record[string, []temperature]{
+				Data: map[string][]temperature{"a": {5}}, Timestamp: ts})
+		},
+		"value": func() ([]byte, error) {
+			return JSONCodec[string, temperature]{}.Encode(Record[string, temperature]{
+				Data: map[string]temperature{"a": 5}, Timestamp: ts})
+		},
+	} {
+		b, err := encode()
+		if err != nil || !bytes.Contains(b, []byte("5.0")) || bytes.Contains(b, []byte("5,")) || bytes.Contains(b, []byte("5}")) {
+			t.Errorf("%s: %s, %v; want 5.0", name, b, err)
+		}
+	}
+}
+
+// Timestamps are written from the epoch up to, not including, 2^33 seconds
+// (about the year 2242), the range that survives a round trip through a
+// float64 exactly; outside it, Encode refuses the record.
+func TestEncodeTimestampBounds(t *testing.T) {
+	for ts, ok := range map[time.Time]bool{
+		time.Unix(0, 0):                          true,
+		time.Unix(maxUnixSeconds-1, 999_999_999): true,
+		time.Unix(maxUnixSeconds, 0):             false,
+		time.Unix(maxUnixSeconds+1, 0):           false,
+		time.Unix(0, -1):                         false,
+		time.Unix(-1, 0):                         false,
+		{}:                                       false,
+	} {
+		b, err := JSONCodec[string, int]{}.Encode(Record[string, int]{Data: map[string]int{"a": 1}, Timestamp: ts})
+		if ok != (err == nil) {
+			t.Errorf("timestamp %v: %s, %v; accepted should be %v", ts, b, err, ok)
+			continue
+		}
+		if ok {
+			rec, err := JSONCodec[string, int]{}.Decode(b)
+			if err != nil || !rec.Timestamp.Equal(ts.Truncate(time.Microsecond)) {
+				t.Errorf("timestamp %v: read back as %v, %v", ts, rec.Timestamp, err)
+			}
+		}
+	}
+}
+
+// onlyMarshals writes its keys with MarshalText but has no UnmarshalText.
+type onlyMarshals string
+
+func (k onlyMarshals) MarshalText() ([]byte, error) { return []byte("m:" + k), nil }
+
+// onlyUnmarshals reads its keys with UnmarshalText but has no MarshalText.
+type onlyUnmarshals string
+
+func (k *onlyUnmarshals) UnmarshalText(b []byte) error {
+	*k = onlyUnmarshals("u:" + string(b))
+	return nil
+}
+
+// bothWays has both, and is a key type like any string.
+type bothWays string
+
+func (k bothWays) MarshalText() ([]byte, error)  { return []byte(k), nil }
+func (k *bothWays) UnmarshalText(b []byte) error { *k = bothWays(b); return nil }
+
+// A key type with only one of MarshalText and UnmarshalText would be
+// written one way and read back another: New, Encode and Decode refuse it,
+// though its kind (string) would do on its own.
+func TestKeyTypesWithOneTextMethodAreRefused(t *testing.T) {
+	ts := time.Unix(1, 0)
+	rec := []byte(`{"data": {"a": 1}, "timestamp": 1.0}`)
+	if _, err := (JSONCodec[onlyMarshals, int]{}).Encode(Record[onlyMarshals, int]{Data: map[onlyMarshals]int{"a": 1}, Timestamp: ts}); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("Encode with MarshalText only: error = %v, want ErrInvalidConfig", err)
+	}
+	if _, err := (JSONCodec[onlyMarshals, int]{}).Decode(rec); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("Decode with MarshalText only: error = %v, want ErrInvalidConfig", err)
+	}
+	if _, err := (JSONCodec[onlyUnmarshals, int]{}).Decode(rec); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("Decode with UnmarshalText only: error = %v, want ErrInvalidConfig", err)
+	}
+	_, rdb := newMiniredis(t)
+	if _, err := New("OneWay", rdb, LoaderFunc[onlyUnmarshals, int](staticData(map[onlyUnmarshals]int{"a": 1}))); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("New with UnmarshalText only: error = %v, want ErrInvalidConfig", err)
+	}
+	if _, err := New("OneWay", rdb, LoaderFunc[onlyMarshals, int](staticData(map[onlyMarshals]int{"a": 1}))); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("New with MarshalText only: error = %v, want ErrInvalidConfig", err)
+	}
+	b, err := JSONCodec[bothWays, int]{}.Encode(Record[bothWays, int]{Data: map[bothWays]int{"k": 1}, Timestamp: ts})
+	back, err2 := JSONCodec[bothWays, int]{}.Decode(b)
+	if err != nil || err2 != nil || back.Data["k"] != 1 {
+		t.Errorf("a key type with both: %s, %v, %v, %v", b, back.Data, err, err2)
 	}
 }

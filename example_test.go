@@ -2,6 +2,7 @@ package kiwicache_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -58,6 +59,81 @@ func Example() {
 	// Output:
 	// Czech Airlines <nil>
 	// true
+}
+
+// Get has three outcomes: the item; ErrNotFound for a key the dataset lacks;
+// and, while a cache has no data at all, ErrNoData with the cause (here Redis
+// cannot be reached), which a service answers with a 503.
+func ExampleCache_Get() {
+	rdb, done := exampleRedis()
+	defer done()
+	airlines, err := kiwicache.New("Airlines", rdb, kiwicache.LoaderFunc[string, Airline](loadAirlines),
+		kiwicache.WithRegistry(nil))
+	if err != nil {
+		panic(err)
+	}
+	defer airlines.Close()
+
+	ctx := context.Background()
+	for _, code := range []string{"OK", "XX"} {
+		a, err := airlines.Get(ctx, code)
+		switch {
+		case errors.Is(err, kiwicache.ErrNotFound):
+			fmt.Println(code, "no such airline")
+		case err != nil:
+			fmt.Println(code, "unavailable:", err)
+		default:
+			fmt.Println(code, a.Name)
+		}
+	}
+
+	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1}) // nothing listens there
+	defer down.Close()
+	unreachable, err := kiwicache.New("Airlines", down, kiwicache.LoaderFunc[string, Airline](loadAirlines),
+		kiwicache.WithRegistry(nil), kiwicache.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		panic(err)
+	}
+	defer unreachable.Close()
+	_, err = unreachable.Get(ctx, "OK")
+	fmt.Println(errors.Is(err, kiwicache.ErrNoData), errors.Is(err, kiwicache.ErrRedis))
+	// Output:
+	// OK Czech Airlines
+	// XX no such airline
+	// true true
+}
+
+// Numbers in an any-typed value keep the text they have in the record, and a
+// service that answers with a cached row through encoding/json writes them
+// as the same JSON numbers.
+func ExampleNumber() {
+	rdb, done := exampleRedis()
+	defer done()
+	ctx := context.Background()
+	// A row as Python's kiwi-cache or sqlloader writes it: a NUMERIC and an
+	// integer beyond what a float64 holds exactly.
+	rdb.Set(ctx, "resource:Fares", `{"data": {"PRG-VIE": {"fare": 99.90, "booked": 12345678901234567891}}, "timestamp": 1764087331.412345}`, 0)
+	never := kiwicache.LoaderFunc[string, map[string]any](func(context.Context) (map[string]map[string]any, error) {
+		return nil, errors.New("not called: the record is in Redis")
+	})
+	fares, err := kiwicache.New("Fares", rdb, never, kiwicache.WithRegistry(nil))
+	if err != nil {
+		panic(err)
+	}
+	defer fares.Close()
+
+	row, err := fares.Get(ctx, "PRG-VIE")
+	if err != nil {
+		panic(err)
+	}
+	fare := row["fare"].(kiwicache.Number)
+	f, _ := fare.Float64()
+	fmt.Println(fare, f)
+	out, _ := json.Marshal(row)
+	fmt.Println(string(out))
+	// Output:
+	// 99.90 99.9
+	// {"booked":12345678901234567891,"fare":99.90}
 }
 
 // A record that another process (Go or Python) wrote is read, not reloaded

@@ -29,6 +29,7 @@ type Health struct {
 // Health returns the Cache's state. It does no I/O.
 func (c *Cache[K, V]) Health() Health {
 	s := c.snap.Load()
+	pushConnected, lastNotification := c.pushHealth() // see notify.go
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return Health{
@@ -42,6 +43,8 @@ func (c *Cache[K, V]) Health() Health {
 		LastError:           c.lastErr,
 		LastErrorTime:       c.lastErrTime,
 		ConsecutiveFailures: c.failures,
+		PushConnected:       pushConnected,
+		LastNotification:    lastNotification,
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/kiwicache/kiwicache/internal/redistest"
 	"log/slog"
 	"net"
 	"os"
@@ -16,12 +17,14 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/kiwicache/kiwicache/internal/skipreport"
 	"github.com/redis/go-redis/v9"
 )
 
 // realRedisURL is the redis-server the integration tests use: REDIS_URL, or
-// one that TestMain starts; empty when neither is possible.
-var realRedisURL string
+// one that TestMain starts; empty when neither is possible, and then
+// noRealRedis says why.
+var realRedisURL, noRealRedis string
 
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(helperEnv); mode != "" {
@@ -31,13 +34,16 @@ func TestMain(m *testing.M) {
 	stop := func() {}
 	if realRedisURL == "" {
 		if srv, err := newRedisServer(); err != nil {
-			fmt.Fprintln(os.Stderr, "kiwicache tests: no real redis-server:", err)
+			noRealRedis = err.Error() + ", and REDIS_URL is unset"
 		} else {
 			realRedisURL, stop = srv.url(), srv.stop
 		}
 	}
 	code := m.Run()
 	stop()
+	// One line per group of skipped tests, which "go test ./..." would
+	// otherwise hide behind its "ok" line (make test prints them).
+	skipreport.Report("github.com/kiwicache/kiwicache")
 	os.Exit(code)
 }
 
@@ -98,6 +104,7 @@ func (s *redisServer) start() error {
 		args = append(args, strings.ReplaceAll(a, "{port}", fmt.Sprint(s.port)))
 	}
 	s.cmd = exec.Command(s.bin, args...)
+	redistest.DieWithParent(s.cmd)
 	if err := s.cmd.Start(); err != nil {
 		return err
 	}
@@ -129,7 +136,7 @@ func (s *redisServer) stop() {
 func realRedis(t testing.TB) *redis.Client {
 	t.Helper()
 	if realRedisURL == "" {
-		t.Skip("integration test skipped: no redis-server could be started and REDIS_URL is unset")
+		skipreport.Skip(t, "real redis-server", noRealRedis)
 	}
 	opts, err := redis.ParseURL(realRedisURL)
 	if err != nil {
@@ -252,8 +259,11 @@ func readGolden(t testing.TB, name string) []byte {
 }
 
 // testOpts are options every unit test wants: its own registry, no stray logs.
+//
+// Push notifications are off (the reloads they start would add to the commands
+// and loads that tests count): tests of push pass withPush (notify_test.go).
 func testOpts(extra ...Option) []Option {
-	return append([]Option{WithRegistry(new(Registry)), WithLogger(slog.New(slog.DiscardHandler))}, extra...)
+	return append([]Option{WithRegistry(new(Registry)), WithLogger(slog.New(slog.DiscardHandler)), WithoutPush()}, extra...)
 }
 
 func mustNew[K comparable, V any](t testing.TB, name string, rdb redis.UniversalClient, l Loader[K, V], opts ...Option) *Cache[K, V] {

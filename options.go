@@ -35,8 +35,9 @@ type config struct {
 	maxRecordSize int
 	minItems      int
 	maxShrink     float64
-	validate      any     // a func(*Snapshot[K, V], map[K]V) error, checked in New
-	errs          []error // from options, reported by New
+	validate      any        // a func(*Snapshot[K, V], map[K]V) error, checked in New
+	push          pushConfig // WithoutPush, WithPushSpread, WithReloadJitter: see notify.go
+	errs          []error    // from options, reported by New
 }
 
 // WithSuffix sets the record key to resource:NAME:SUFFIX (and the lock to

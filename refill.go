@@ -220,7 +220,7 @@ func (c *Cache[K, V]) encodeRecord(rec Record[K, V]) (b []byte, err error) {
 
 // save writes the record b (served as s) and counts the outcome.
 func (c *Cache[K, V]) save(ctx context.Context, b []byte, s *Snapshot[K, V], token lockToken, seen recordID) (*Snapshot[K, V], error) {
-	written, err := c.record.write(ctx, b, token, seen)
+	written, err := c.record.write(ctx, b, s.timestamp, token, seen)
 	if err != nil {
 		return s, err // good data: served here, though no other process sees it yet
 	}
@@ -268,7 +268,7 @@ func (c *Cache[K, V]) loadFailed(ctx context.Context, err error) {
 		c.log.ErrorContext(ctx, "kiwicache.save_failed", "key", c.record.key, "error", eerr)
 		return
 	}
-	c.record.restore(ctx, b)
+	c.record.restore(ctx, b, s.timestamp)
 }
 
 // watchLock extends the lock every third of its TTL while a load runs, so

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/kiwicache/kiwicache/internal/skipreport"
 	"net"
 	"os"
 	"os/exec"
@@ -32,6 +33,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	stop()
+	skipreport.Report("github.com/kiwicache/kiwicache/sqlloader")
 	os.Exit(code)
 }
 
@@ -116,7 +118,7 @@ func postgresBin() string {
 func openPostgres(t *testing.T) *sql.DB {
 	t.Helper()
 	if pgURL == "" {
-		t.Skip("PostgreSQL test skipped: no initdb/postgres could be started (apt-get install postgresql) and KIWICACHE_POSTGRES_URL is unset")
+		skipreport.Skip(t, "PostgreSQL", "no initdb/postgres could be started (apt-get install postgresql) and KIWICACHE_POSTGRES_URL is unset")
 	}
 	admin, err := sql.Open("pgx", pgURL)
 	if err != nil {

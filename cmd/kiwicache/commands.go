@@ -10,6 +10,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/kiwicache/kiwicache"
+	"github.com/redis/go-redis/v9"
 )
 
 func (c *cli) list(ctx context.Context, _ []string) error {
@@ -170,6 +173,9 @@ func (c *cli) invalidate(ctx context.Context, args []string) error {
 	if n == 0 {
 		return fail(exitNoRecord, "no record %s", display(key))
 	}
+	// Listening processes learn of it at once (PUSH.md); a failed publish
+	// only leaves them to their next reload.
+	c.rdb.Publish(ctx, kiwicache.PushChannel(key), `{"deleted": true}`)
 	if c.opts.json {
 		return c.printJSON(map[string]any{"deleted": key})
 	}
@@ -195,4 +201,47 @@ func (c *cli) printRaw(b []byte) error {
 	out.WriteByte('\n')
 	_, err := c.out.Write(escapeJSON(out.Bytes()))
 	return err
+}
+
+// restampScript replaces the record (KEYS[1]) with ARGV[2], keeping its TTL,
+// only if it still holds ARGV[1]: a write in between is not undone.
+var restampScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call("SET", KEYS[1], ARGV[2], "KEEPTTL")
+return 1`)
+
+func (c *cli) restamp(ctx context.Context, args []string) error {
+	key, err := recordKey(args[0])
+	if err != nil {
+		return err
+	}
+	if !c.opts.yes {
+		return fail(exitUsage, "restamp rewrites %s for every service: add --yes", display(key))
+	}
+	in, err := c.wellFormed(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	old, err := c.rdb.Get(ctx, key).Bytes()
+	if err != nil {
+		return redisFailure("GET", key, err)
+	}
+	rec := kiwicache.Record[string, json.RawMessage]{Data: in.data, Timestamp: time.Now()}
+	b, err := kiwicache.JSONCodec[string, json.RawMessage]{}.Encode(rec)
+	if err != nil {
+		return err
+	}
+	done, err := restampScript.Run(ctx, c.rdb, []string{key}, old, b).Bool()
+	if err != nil {
+		return redisFailure("EVALSHA", key, err)
+	}
+	if !done {
+		return fail(exitRedis, "%s changed while it was read: nothing written, try again", display(key))
+	}
+	c.rdb.Publish(ctx, kiwicache.PushChannel(key), kiwicache.PushPayload(rec.Timestamp, len(b)))
+	if c.opts.json {
+		return c.printJSON(map[string]any{"restamped": key, "timestamp": rec.Timestamp.UTC()})
+	}
+	fmt.Fprintf(c.out, "restamped %s: every process reads it whole at its next reload\n", display(key))
+	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kiwicache/kiwicache/internal/redistest"
+	"github.com/kiwicache/kiwicache/internal/skipreport"
 	"io"
 	"net"
 	"os"
@@ -55,6 +57,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	stop()
 	os.RemoveAll(dir)
+	skipreport.Report("github.com/kiwicache/kiwicache/cmd/kiwicache")
 	os.Exit(code)
 }
 
@@ -82,6 +85,7 @@ func newRedisServerAt(addr, dir string, args ...string) (*redisServer, error) {
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	cmd := exec.Command(bin, append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir}, args...)...)
+	redistest.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -108,7 +112,7 @@ func startRedis(t *testing.T, args ...string) string {
 	t.Helper()
 	s, err := newRedisServer(t.TempDir(), args...)
 	if err != nil {
-		t.Skip("real-server test skipped:", err)
+		skipreport.Skip(t, "real redis-server", err.Error())
 	}
 	t.Cleanup(s.stop)
 	return s.addr
@@ -121,7 +125,7 @@ var lastDB atomic.Int32
 func realRedis(t *testing.T) string {
 	t.Helper()
 	if sharedRedis == "" {
-		t.Skip("real-server test skipped: no redis-server on PATH and REDIS_URL is unset")
+		skipreport.Skip(t, "real redis-server", "no redis-server on PATH and REDIS_URL is unset")
 	}
 	db := lastDB.Add(1)
 	if db > 15 {

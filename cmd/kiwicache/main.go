@@ -11,6 +11,7 @@
 //	diff A B                     what differs between two records (A, B: NAME[:SUFFIX] or @FILE)
 //	watch NAME[:SUFFIX]          each new record as it is written, until interrupted
 //	invalidate NAME[:SUFFIX] --yes
+//	restamp NAME[:SUFFIX] --yes
 //	                             delete the record: the next read refills it
 //	help [COMMAND]               this summary, or one command's
 //
@@ -131,6 +132,10 @@ func init() {
 				"with push, a safety check every 30s); --via tracking|keyspace|poll forces one"},
 		"invalidate": {args: "NAME[:SUFFIX] --yes", nargs: 1, run: (*cli).invalidate, flags: []string{"yes"},
 			help: "delete the record, so that the next read refills it from the source"},
+		"restamp": {args: "NAME[:SUFFIX] --yes", nargs: 1, run: (*cli).restamp, flags: []string{"yes"},
+			help: "write the record again with the same data and the current time as its timestamp (its TTL\n" +
+				"kept), so that every process reads it whole at its next reload: for a record changed in\n" +
+				"place, which periodic reloads do not see (they compare the record's length and tail)"},
 		"help": {args: "[COMMAND]", help: "this summary, or one command's"},
 	}
 }
@@ -243,7 +248,7 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %-20s %s\n", n, commands[n].args, summary)
 	}
 	fmt.Fprintln(w, "\nflags (anywhere; \"--\" ends them): --redis URL (default $REDIS_URL), --json, --help, --version;")
-	fmt.Fprintln(w, "invalidate: --yes; watch: --count N, --timeout D, --interval D, --via tracking|keyspace|poll")
+	fmt.Fprintln(w, "invalidate, restamp: --yes; watch: --count N, --timeout D, --interval D, --via tracking|keyspace|poll")
 	fmt.Fprintln(w, "'kiwicache help COMMAND' says more about one command.")
 	fmt.Fprintln(w, exitStatusHelp)
 }

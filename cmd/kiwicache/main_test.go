@@ -188,3 +188,54 @@ func TestHelpAndVersion(t *testing.T) {
 		t.Errorf("--version prints one line: %q", r.stdout)
 	}
 }
+
+// restamp makes a record changed in place (same length, same tail) new to
+// every process: a running cache that polls by the record's length and tail
+// serves the change only after it, and invalidate and restamp publish.
+func TestRestamp(t *testing.T) {
+	url := realRedis(t)
+	rdb := client(t, url)
+	ctx := t.Context()
+	record := `{"data": {"k": "aaaa"}, "timestamp": 1764087331.5}`
+	rdb.Set(ctx, "resource:Stamp", record, time.Hour)
+	c, err := kiwicache.New("Stamp", rdb, kiwicache.LoaderFunc[string, string](func(context.Context) (map[string]string, error) {
+		return map[string]string{"k": "source"}, nil
+	}), kiwicache.WithReloadTTL(50*time.Millisecond), kiwicache.WithoutPush(), kiwicache.WithRegistry(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if v, err := c.Get(ctx, "k"); err != nil || v != "aaaa" {
+		t.Fatalf("Get = %q, %v", v, err)
+	}
+	rdb.SetRange(ctx, "resource:Stamp", int64(strings.Index(record, "aaaa")), "bbbb")
+	time.Sleep(300 * time.Millisecond) // several reload periods
+	if v, _ := c.Get(ctx, "k"); v != "aaaa" {
+		t.Fatalf("an in-place change was seen without restamp (%q): the test does not test restamp", v)
+	}
+	sub := rdb.Subscribe(ctx, kiwicache.PushChannel("resource:Stamp"))
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	expectErr(t, kiwicacheCmd(t, url, "restamp", "Stamp"), 2, "--yes")
+	expect(t, kiwicacheCmd(t, url, "restamp", "Stamp", "--yes"), 0, "restamped resource:Stamp")
+	deadline := time.Now().Add(5 * time.Second)
+	for v, _ := c.Get(ctx, "k"); v != "bbbb"; v, _ = c.Get(ctx, "k") {
+		if time.Now().After(deadline) {
+			t.Fatalf("Get = %q after restamp, want bbbb", v)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ttl := rdb.TTL(ctx, "resource:Stamp").Val(); ttl <= 0 || ttl > time.Hour {
+		t.Errorf("TTL after restamp = %v, want the record's kept", ttl)
+	}
+	msg, err := sub.ReceiveMessage(ctx)
+	if err != nil || !strings.Contains(msg.Payload, `"bytes"`) {
+		t.Errorf("restamp published %v, %v", msg, err)
+	}
+	expect(t, kiwicacheCmd(t, url, "invalidate", "Stamp", "--yes"), 0)
+	if msg, err := sub.ReceiveMessage(ctx); err != nil || msg.Payload != `{"deleted": true}` {
+		t.Errorf("invalidate published %v, %v", msg, err)
+	}
+}

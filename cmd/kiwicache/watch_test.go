@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/kiwicache/kiwicache/internal/skipreport"
 	"strings"
 	"syscall"
 	"testing"
@@ -184,7 +185,7 @@ func TestWatchPolling(t *testing.T) {
 func TestWatchSurvivesRedisRestart(t *testing.T) {
 	s, err := newRedisServer(t.TempDir())
 	if err != nil {
-		t.Skip("real-server test skipped:", err)
+		skipreport.Skip(t, "real redis-server", err.Error())
 	}
 	defer func() { s.stop() }()
 	w := startCmd(t, "redis://"+s.addr+"/0", "--json", "watch", "Airlines", "--interval", "50ms")

@@ -24,10 +24,12 @@ func NewRedis(t testing.TB) (*miniredis.Miniredis, *redis.Client) {
 	return mr, rdb
 }
 
-// NewCache returns a Cache that logs nothing and is closed when the test ends.
+// NewCache returns a Cache that logs nothing, does not listen for push
+// notifications (their reloads would add to the counts the tests expect), and
+// is closed when the test ends.
 func NewCache[V any](t testing.TB, name string, rdb redis.UniversalClient, load func(context.Context) (map[string]V, error), opts ...kiwicache.Option) *kiwicache.Cache[string, V] {
 	t.Helper()
-	opts = append([]kiwicache.Option{kiwicache.WithLogger(slog.New(slog.DiscardHandler))}, opts...)
+	opts = append([]kiwicache.Option{kiwicache.WithLogger(slog.New(slog.DiscardHandler)), kiwicache.WithoutPush()}, opts...)
 	c, err := kiwicache.New(name, rdb, kiwicache.LoaderFunc[string, V](load), opts...)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,545 @@
+package kiwicache
+
+import (
+	"bytes"
+	"encoding"
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// decodeData decodes the data object at d.i into a map; hook, if not nil,
+// decodes its members instead (JSONCodec.Unmarshal).
+func decodeData[K comparable, V any](d *decoder, hook func([]byte, any) error) (map[K]V, error) {
+	if d.peek() != '{' {
+		start := d.i
+		if err := d.skipValue(); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("data is a JSON %s, not an object", kindAt(d.b[start]))
+	}
+	if hook != nil {
+		return decodeDataWithHook[K, V](d, hook)
+	}
+	dd := dataDecoder[K, V]{key: keyFuncFor[K](), plan: planFor(reflect.TypeFor[V]())}
+	return dd.decode(d)
+}
+
+// A dataDecoder decodes the data object of a record into a map[K]V.
+type dataDecoder[K comparable, V any] struct {
+	key  keyFunc[K]
+	plan *typePlan
+}
+
+func (dd *dataDecoder[K, V]) decode(d *decoder) (map[K]V, error) {
+	start := d.i
+	size := len(d.b) - start
+	var cuts []int
+	members := 0
+	if workers := runtime.GOMAXPROCS(0) - 1; workers > 0 && size >= 2*minPiece {
+		cuts, members = findCuts(d.b, start, min(size/minPiece, maxPieces))
+	} else {
+		members = estimateMembers(d.b, start)
+	}
+	m := make(map[K]V, mapHint[K, V](members, size))
+	if len(cuts) == 0 {
+		if _, err := dd.members(d, &memberSink[K, V]{m: m}, true, false); err != nil {
+			return nil, err
+		}
+		return m, nil
+	}
+	// Once the outcome is known, stop tells the goroutines still at work to
+	// give up.
+	var stop atomic.Bool
+	defer stop.Store(true)
+	pieces := newPieces[K, V](cuts, start, len(d.b))
+	dd.startWorkers(pieces, d.b, d.depth, members, size, &stop)
+	return dd.decodePieces(d, pieces, m, &stop)
+}
+
+// newPieces cuts b[start:end] at cuts: piece j starts after cuts[j-1] and
+// ends at its comma, cuts[j].
+func newPieces[K comparable, V any](cuts []int, start, end int) []piece[K, V] {
+	pieces := make([]piece[K, V], len(cuts)+1)
+	for j := range pieces {
+		p := &pieces[j]
+		p.from, p.limit = start, end
+		if j > 0 {
+			p.from = cuts[j-1] + 1
+		}
+		if j < len(cuts) {
+			p.limit = cuts[j] + 1 // up to the comma that ends the piece
+		}
+		p.done = make(chan struct{})
+	}
+	return pieces
+}
+
+// startWorkers starts the goroutines that take pieces from the last back,
+// decoding each into a slice of members that decodePieces takes into the
+// map when it gets there. They meet where their speeds put them (a busy core
+// does less).
+func (dd *dataDecoder[K, V]) startWorkers(pieces []piece[K, V], full []byte, depth, members, size int, stop *atomic.Bool) {
+	share := func(p *piece[K, V]) int { return members * (p.limit - p.from) / size }
+	for range min(runtime.GOMAXPROCS(0)-1, len(pieces)-1) {
+		go func() {
+			for j := len(pieces) - 1; j > 0; j-- {
+				p := &pieces[j]
+				if !p.owner.CompareAndSwap(unclaimed, byWorker) {
+					if p.owner.Load() == byFirst {
+						return // the first goroutine is past this piece
+					}
+					continue
+				}
+				p.decodeApart(dd, full, depth, share(p), stop)
+			}
+		}()
+	}
+}
+
+// decodePieces decodes the pieces from the first on, into m, on this
+// goroutine, and takes in those the workers decoded. Piece 0 starts at the
+// object's '{'; each piece that ends exactly at its closing comma confirms
+// the start of the next.
+func (dd *dataDecoder[K, V]) decodePieces(d *decoder, pieces []piece[K, V], m map[K]V, stop *atomic.Bool) (map[K]V, error) {
+	full, depth, start := d.b, d.depth, pieces[0].from
+	into := &memberSink[K, V]{m: m}
+	for j := range pieces {
+		p := &pieces[j]
+		if j == 0 || p.owner.CompareAndSwap(unclaimed, byFirst) {
+			if j == 0 {
+				p.owner.Store(byFirst)
+			}
+			d.b, d.i, d.depth = full[:p.limit], p.from, depth+1
+			if j == 0 {
+				d.depth = depth
+			}
+			ended, err := dd.members(d, into, j == 0, p.limit < len(full))
+			d.b = full
+			if err == nil && ended {
+				d.depth = depth
+				return m, nil
+			}
+			if err == nil {
+				continue // aligned at the next piece's start
+			}
+			// An error, or a value that runs past the piece's end: decode
+			// the rest here, in full, from this confirmed start.
+			stop.Store(true)
+			d.i, d.depth = p.from, depth+1
+			if j == 0 {
+				d.depth = depth
+			}
+			_, err = dd.members(d, into, j == 0, false)
+			return m, err
+		}
+		<-p.done
+		if !p.aligned && !(p.ended && p.err == nil) {
+			stop.Store(true)
+			d.i, d.depth = p.from, depth+1
+			_, err := dd.members(d, into, false, false)
+			return m, err
+		}
+		p.out.drainInto(m) // in record order: the last value of a key wins, as in Python
+		p.out = nil
+		if p.ended {
+			d.i, d.depth = p.end, depth
+			return m, nil
+		}
+	}
+	// The last piece reads to the end of the record: it ends or fails.
+	return nil, errorf("the data object at byte %d does not end", start)
+}
+
+// A piece is a part of a data object, between two commas that may separate
+// its members, and what decoding it apart found.
+type piece[K comparable, V any] struct {
+	from, limit int           // it starts at from, and ends at limit-1, its comma
+	owner       atomic.Int32  // which goroutine decodes it
+	done        chan struct{} // closed when a worker has decoded it
+
+	out     *memberSink[K, V]
+	ended   bool // at the object's '}', at end
+	aligned bool // at the comma that ends the piece
+	end     int
+	err     error
+}
+
+// Owners of a piece.
+const (
+	unclaimed = iota
+	byFirst   // the goroutine that decodes the first piece, into the map
+	byWorker  // a goroutine that decodes it apart
+)
+
+// decodeApart decodes the piece into pairs, on a goroutine of its own.
+func (p *piece[K, V]) decodeApart(dd *dataDecoder[K, V], full []byte, depth, members int, stop *atomic.Bool) {
+	defer close(p.done)
+	defer func() {
+		if r := recover(); r != nil {
+			p.err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	pd := &decoder{b: full[:p.limit], i: p.from, depth: depth + 1, stop: stop}
+	p.out = newPairSink[K, V](members, p.limit-p.from)
+	p.ended, p.err = dd.members(pd, p.out, false, true)
+	p.aligned = p.err == nil && !p.ended && p.limit < len(full)
+	p.end = pd.i
+}
+
+// errStopped ends the decoding of a piece whose outcome no longer matters.
+var errStopped = errors.New("stopped")
+
+// A memberSink takes the decoded members: into a map, or, for a piece decoded
+// beside the map being filled, into a slice of pairs that the map takes in
+// afterwards, so that each member is put in a map once. A slice would keep
+// every repetition of a member (a record may repeat one a million times):
+// past a budget of memory, the pairs are moved into a map of their own.
+type memberSink[K comparable, V any] struct {
+	m      map[K]V
+	v      V // the value being decoded for m
+	pairs  []pair[K, V]
+	budget int // the most pairs kept
+}
+
+type pair[K comparable, V any] struct {
+	k K
+	v V
+}
+
+// newPairSink returns a memberSink of pairs for a piece of size bytes and
+// about members members: the pairs it holds take no more than the piece.
+func newPairSink[K comparable, V any](members, size int) *memberSink[K, V] {
+	budget := size / int(max(unsafe.Sizeof(pair[K, V]{}), 1))
+	return &memberSink[K, V]{pairs: make([]pair[K, V], 0, max(0, min(members, budget))), budget: budget}
+}
+
+// value returns the zero V that the member with key k is decoded into.
+func (s *memberSink[K, V]) value(k K) *V {
+	if s.m != nil {
+		s.v = *new(V)
+		return &s.v
+	}
+	s.pairs = append(s.pairs, pair[K, V]{k: k})
+	return &s.pairs[len(s.pairs)-1].v
+}
+
+// put adds the member with key k, decoded.
+func (s *memberSink[K, V]) put(k K) {
+	if s.m != nil {
+		s.m[k] = s.v
+		return
+	}
+	if len(s.pairs) >= s.budget {
+		own := make(map[K]V) // as large as the keys are different, not as the pairs are many
+		for _, p := range s.pairs {
+			own[p.k] = p.v
+		}
+		s.m, s.pairs = own, nil
+	}
+}
+
+// drainInto puts the members of a piece, in order, into m.
+func (s *memberSink[K, V]) drainInto(m map[K]V) {
+	for k, v := range s.m {
+		m[k] = v // the members up to the switch and after: no key twice
+	}
+	for _, p := range s.pairs {
+		m[p.k] = p.v
+	}
+	s.m, s.pairs = nil, nil
+}
+
+// members decodes the members of the data object into out. With first, d.i
+// is at the object's '{', else just after a comma between two members.
+//
+// In a piece (d.b ends at the comma that ends the piece), it returns with
+// ended false and no error when it reaches that comma after a member.
+func (dd *dataDecoder[K, V]) members(d *decoder, out *memberSink[K, V], first, piece bool) (ended bool, err error) {
+	if first {
+		if empty, err := d.open('}'); empty || err != nil {
+			return empty, err
+		}
+	} else {
+		d.space()
+	}
+	for {
+		if d.stop != nil && d.stop.Load() {
+			return false, errStopped
+		}
+		if d.peek() != '"' {
+			return false, d.syntaxError("a member name")
+		}
+		start := d.i
+		name, err := d.stringBytes()
+		if err != nil {
+			return false, err
+		}
+		k, err := dd.key(d, name, start)
+		if err != nil {
+			return false, err
+		}
+		if err := d.colon(); err != nil {
+			return false, err
+		}
+		if err := dd.plan.decode(d, unsafe.Pointer(out.value(k))); err != nil {
+			return false, inMember(err, fmt.Append(nil, k))
+		}
+		out.put(k)
+		d.space()
+		switch d.peek() {
+		case ',':
+			d.i++
+			if piece && d.i == len(d.b) {
+				return false, nil
+			}
+			d.space()
+		case '}':
+			d.i++
+			d.leave()
+			return true, nil
+		default:
+			return false, d.syntaxError("',' or '}' after a member")
+		}
+	}
+}
+
+// mapHint is the size to make a map of about members entries with, for an
+// object of size bytes: never a map larger than the object, whatever an
+// estimate says (members repeated by the thousand are one entry).
+func mapHint[K comparable, V any](members, size int) int {
+	entry := int(unsafe.Sizeof(*new(K)) + unsafe.Sizeof(*new(V)))
+	return max(0, min(members, size/8, size/max(entry, 1)))
+}
+
+// probeWindow is how far a probe reads to check a cut in pieces of step
+// bytes: far enough to see the end of the item a comma may be in.
+func probeWindow(step int) int { return min(max(step/32, 2<<10), 64<<10) }
+
+// estimateWindow is how far a probe reads to estimate the members of an
+// object.
+const estimateWindow = 4 << 10
+
+// estimateMembers estimates the members of the object at b[start] from its
+// first few kilobytes.
+func estimateMembers(b []byte, start int) int {
+	n, span, stop := probeMembers(b, start+1, estimateWindow)
+	if stop != probeWindowEnd || span == 0 {
+		return n // the object ended, or was not what it seemed
+	}
+	return n * (len(b) - start) / span
+}
+
+// probeMembers skips the members of an object from b[from] (just after its
+// '{' or a comma between members) for about window bytes: it returns how
+// many it skipped and over how many bytes, and why it stopped.
+func probeMembers(b []byte, from, window int) (n, span int, stop probeStop) {
+	d := decoder{b: b[:min(len(b), from+window)], i: from}
+	d.space()
+	for d.peek() == '"' {
+		if d.skipString() != nil || d.colon() != nil || d.skipValue() != nil {
+			break
+		}
+		n++
+		span = d.i - from
+		d.space()
+		switch d.peek() {
+		case ',':
+			d.i++
+			d.space()
+			continue
+		case '}':
+			return n, d.i + 1 - from, probeObjectEnd
+		}
+		break
+	}
+	if d.i >= len(d.b) && len(d.b) < len(b) {
+		return n, span, probeWindowEnd
+	}
+	return n, span, probeNotMember
+}
+
+// probeStop is why a probe stopped.
+type probeStop int
+
+const (
+	probeWindowEnd probeStop = iota // at the end of its window, in a member or after one
+	probeObjectEnd                  // at the object's '}'
+	probeNotMember                  // at something that is not a member where one should be
+)
+
+// findCuts returns up to pieces-1 offsets of commas in b, about evenly
+// spread after the object at b[start], that separate two of its members if
+// what follows each for a few kilobytes is any guide (a comma inside a
+// nested object is followed by that object's end; one inside a string, most
+// likely by something that is not a member). members estimates the object's.
+func findCuts(b []byte, start, pieces int) (cuts []int, members int) {
+	step := (len(b) - start) / pieces
+	window := probeWindow(step)
+	probed, spans := 0, 0
+	from := start
+	for j := 1; j < pieces; j++ {
+		cut, n, span := findCut(b, max(start+j*step, from+1), window)
+		if cut < 0 {
+			break
+		}
+		cuts = append(cuts, cut)
+		probed, spans, from = probed+n, spans+span, cut
+	}
+	if spans > 0 {
+		members = probed * (len(b) - start) / spans
+	}
+	return cuts, members
+}
+
+// findCut returns the first comma from b[at] that is followed by whole
+// members up to the end of the probe's window, or -1.
+func findCut(b []byte, at, window int) (cut, n, span int) {
+	for tries := 0; tries < 64 && at < len(b); tries++ {
+		c := bytes.IndexByte(b[at:], ',')
+		if c < 0 {
+			return -1, 0, 0
+		}
+		c += at
+		n, span, stop := probeMembers(b, c+1, window)
+		switch {
+		case stop == probeObjectEnd:
+			at = c + 1 + span // the object closed: try from after its end
+		case n == 0:
+			at = c + 1
+		default:
+			return c, n, span
+		}
+	}
+	return -1, 0, 0
+}
+
+// A keyFunc makes a key of the data map from a member name (at byte at).
+type keyFunc[K comparable] func(d *decoder, name []byte, at int) (K, error)
+
+// keyFuncFor reads keys as encoding/json reads map keys: with
+// UnmarshalText if *K has it, else as a string or a decimal integer.
+func keyFuncFor[K comparable]() keyFunc[K] {
+	t := reflect.TypeFor[K]()
+	if reflect.PointerTo(t).Implements(textUnmarshalerType) {
+		return func(d *decoder, name []byte, at int) (K, error) {
+			var k K
+			if err := any(&k).(encoding.TextUnmarshaler).UnmarshalText(name[:len(name):len(name)]); err != nil {
+				return k, errorf("the member name at byte %d: %v.UnmarshalText: %v", at, t, err)
+			}
+			return k, nil
+		}
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return func(d *decoder, name []byte, at int) (K, error) {
+			s := d.strings.copy(name)
+			return *(*K)(unsafe.Pointer(&s)), nil // K's underlying type is string
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		bits := t.Bits()
+		return func(d *decoder, name []byte, at int) (K, error) {
+			var k K
+			n, ok := parseInt(name)
+			if !ok || bits < 64 && (n < -1<<(bits-1) || n >= 1<<(bits-1)) {
+				return k, errorf("the member name %q at byte %d is not a Go %v", name, at, t)
+			}
+			setInt(unsafe.Pointer(&k), bits, n)
+			return k, nil
+		}
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		bits := t.Bits()
+		return func(d *decoder, name []byte, at int) (K, error) {
+			var k K
+			n, ok := parseUint(name)
+			if !ok || bits < 64 && n >= 1<<bits {
+				return k, errorf("the member name %q at byte %d is not a Go %v", name, at, t)
+			}
+			setInt(unsafe.Pointer(&k), bits, int64(n))
+			return k, nil
+		}
+	}
+	return func(d *decoder, name []byte, at int) (K, error) {
+		var k K
+		return k, checkKeyType[K]()
+	}
+}
+
+// setInt stores n in the integer of the given bits at p.
+func setInt(p unsafe.Pointer, bits int, n int64) {
+	switch bits {
+	case 8:
+		*(*int8)(p) = int8(n)
+	case 16:
+		*(*int16)(p) = int16(n)
+	case 32:
+		*(*int32)(p) = int32(n)
+	default:
+		*(*int64)(p) = n
+	}
+}
+
+// decodeDataWithHook checks the data object, cuts it between members into
+// one piece per core, and has hook decode the pieces in parallel.
+func decodeDataWithHook[K comparable, V any](d *decoder, hook func([]byte, any) error) (map[K]V, error) {
+	start := d.i
+	pieces := max(1, min(runtime.GOMAXPROCS(0), (len(d.b)-start)/minPiece, maxPieces))
+	step := (len(d.b) - start) / pieces
+	var cuts []int
+	members := 0
+	if err := d.skipObject(func(comma int) {
+		members++
+		if len(cuts) < pieces-1 && comma-start >= (len(cuts)+1)*step {
+			cuts = append(cuts, comma-start)
+		}
+	}); err != nil {
+		return nil, err
+	}
+	raw := d.b[start:d.i]
+	parts := make([]map[K]V, len(cuts)+1)
+	errs := make([]error, len(parts))
+	hint := mapHint[K, V](members+1, len(raw)) / len(parts)
+	var wg sync.WaitGroup
+	from := 1 // after the '{'
+	for i := range parts {
+		end := len(raw) - 1 // the last piece ends at the '}'
+		if i < len(cuts) {
+			end = cuts[i]
+		}
+		piece := raw
+		if len(parts) > 1 {
+			piece = append(append(append(make([]byte, 0, end-from+2), '{'), raw[from:end]...), '}')
+		}
+		from = end + 1
+		parts[i] = make(map[K]V, hint)
+		wg.Go(func() { errs[i] = callHook(hook, piece, &parts[i]) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, part := range parts[1:] {
+		for k, v := range part {
+			parts[0][k] = v // in record order: the last value of a key wins
+		}
+	}
+	return parts[0], nil
+}
+
+// callHook turns a panic of the hook into an error: it runs in a goroutine
+// of its own, where a panic would end the process.
+func callHook(hook func([]byte, any) error, piece []byte, v any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("the decoder panicked: %w", &PanicError{Value: p, Stack: debug.Stack()})
+		}
+	}()
+	return hook(piece, v)
+}
