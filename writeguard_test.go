@@ -4,7 +4,7 @@ package kiwicache
 // became meanwhile; one that lost it writes only over the very record it saw
 // (same length, same last 64 bytes). On Redis Cluster, where the lock and
 // the record are in different slots, the same holds through a GET of the
-// lock before the write.
+// lock before the write (cluster_test.go runs the scripts on a real cluster).
 
 import (
 	"context"
@@ -131,34 +131,5 @@ func TestClusterLockReadFails(t *testing.T) {
 	}
 	if m.get("Items", StatusRedisError) != 1 || !logs.has("ERROR", "kiwicache.save_failed") {
 		t.Errorf("want redis_error counted and kiwicache.save_failed logged:\n%s", logs)
-	}
-}
-
-// On a real Redis Cluster (one node holding every slot), a refill writes and
-// a reload reads: no script names keys of two slots (CROSSSLOT).
-func TestRealClusterRefillAndReload(t *testing.T) {
-	srv := startTestRedis(t, "--cluster-enabled", "yes")
-	admin := redis.NewClient(&redis.Options{Addr: srv.addr()})
-	t.Cleanup(func() { admin.Close() })
-	if err := admin.Do(t.Context(), "CLUSTER", "ADDSLOTSRANGE", "0", "16383").Err(); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "the cluster is up", func() bool {
-		return strings.Contains(admin.ClusterInfo(t.Context()).Val(), "cluster_state:ok")
-	})
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{srv.addr()}})
-	t.Cleanup(func() { rdb.Close() })
-	l := newCountingLoader[string, item](staticData(twoItems))
-	c := mustNew(t, "Items", rdb, l)
-	if err := c.Refill(t.Context()); err != nil {
-		t.Fatalf("Refill on Cluster = %v", err)
-	}
-	l.set(staticData(map[string]item{"a": {Name: "again"}}))
-	if err := c.Refill(t.Context()); err != nil {
-		t.Fatalf("second Refill on Cluster = %v", err)
-	}
-	other := mustNew(t, "Items", rdb, newCountingLoader[string, item](staticData(twoItems)))
-	if v, err := other.Get(t.Context(), "a"); err != nil || v.Name != "again" {
-		t.Errorf("another cache on Cluster reads %+v, %v", v, err)
 	}
 }
