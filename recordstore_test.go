@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -378,4 +379,97 @@ func (h *cancelThenFail) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 }
 func (h *cancelThenFail) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
+}
+
+// recordOfSize is a valid record of exactly n bytes.
+func recordOfSize(n int) string {
+	const shell = `{"data": {"a": {"name": ""}}, "timestamp": 1764087331.5}`
+	return `{"data": {"a": {"name": "` + strings.Repeat("x", n-len(shell)) + `"}}, "timestamp": 1764087331.5}`
+}
+
+// A changed record of up to 16 KiB comes back in the fetch script's own
+// reply; a larger one is read with a GETRANGE after it (a script's reply
+// costs Redis several times a GET's CPU). With WithMaxRecordSize below that,
+// the limit is the maximum, and a record over it is not read at all.
+func TestFetchReadsLargeRecordsWithGetrange(t *testing.T) {
+	for _, tc := range []struct {
+		size, max int
+		want      string
+	}{
+		{16 << 10, 0, "evalsha_ro"},
+		{16<<10 + 1, 0, "evalsha_ro getrange"},
+		{1000, 1000, "evalsha_ro"},
+		{1000, 999, "evalsha_ro"}, // over the maximum
+	} {
+		t.Run(fmt.Sprint(tc.size, " bytes, max ", tc.max), func(t *testing.T) {
+			mr, rdb := newMiniredis(t)
+			mr.Set("resource:Items", tinyRecord)
+			var opts []Option
+			if tc.max > 0 {
+				opts = append(opts, WithMaxRecordSize(tc.max))
+			}
+			c := mustNew(t, "Items", rdb, newCountingLoader[string, item](staticData(twoItems)), opts...)
+			if err := c.Reload(t.Context()); err != nil { // loads the script into Redis
+				t.Fatal(err)
+			}
+			cmds := &commandLog{}
+			rdb.AddHook(cmds)
+			mr.Set("resource:Items", recordOfSize(tc.size))
+			err := c.Reload(t.Context())
+			if got := strings.Join(cmds.take(), " "); got != tc.want {
+				t.Errorf("commands %q, want %q", got, tc.want)
+			}
+			if tc.size > tc.max && tc.max > 0 {
+				if !errors.Is(err, ErrRecordTooLarge) {
+					t.Errorf("Reload = %v, want ErrRecordTooLarge", err)
+				}
+			} else if err != nil || c.Health().RecordSize != tc.size {
+				t.Errorf("Reload = %v, record size served %d, want %d", err, c.Health().RecordSize, tc.size)
+			}
+		})
+	}
+}
+
+// On the GETRANGE path (records over 16 KiB) the size checked is the size of
+// what was read: a record of exactly the maximum is served, one byte more is
+// refused, and so is one that grew past the maximum between the script and
+// the GETRANGE; one deleted in between is found missing, and refilled.
+func TestGetrangeReadsWhatItChecks(t *testing.T) {
+	const size = 20000
+	for _, tc := range []struct {
+		name      string
+		max       int
+		meanwhile func(mr *miniredis.Miniredis)
+		want      string // "served", "too large" or "refilled"
+	}{
+		{"exactly the maximum", size, nil, "served"},
+		{"one byte over", size - 1, nil, "too large"},
+		{"grew meanwhile", size, func(mr *miniredis.Miniredis) { mr.Set("resource:Items", recordOfSize(size+100)) }, "too large"},
+		{"deleted meanwhile", size, func(mr *miniredis.Miniredis) { mr.Del("resource:Items") }, "refilled"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mr, rdb := newMiniredis(t)
+			mr.Set("resource:Items", recordOfSize(size))
+			if tc.meanwhile != nil {
+				rdb.AddHook(&beforeCommand{match: isCommand("getrange", "resource:Items"), then: func() { tc.meanwhile(mr) }})
+			}
+			l := newCountingLoader[string, item](staticData(twoItems))
+			c := mustNew(t, "Items", rdb, l, WithMaxRecordSize(tc.max))
+			err := c.Reload(t.Context())
+			switch tc.want {
+			case "served":
+				if err != nil || c.Health().RecordSize != size {
+					t.Errorf("Reload = %v, served %d bytes; want the %d-byte record", err, c.Health().RecordSize, size)
+				}
+			case "too large":
+				if !errors.Is(err, ErrRecordTooLarge) || !strings.Contains(err.Error(), fmt.Sprintf("%d bytes", tc.max+1)) || c.Health().HasData {
+					t.Errorf("Reload = %v, want ErrRecordTooLarge for %d bytes and nothing served", err, tc.max+1)
+				}
+			case "refilled":
+				if err != nil || l.calls.Load() != 1 {
+					t.Errorf("Reload = %v after %d source loads, want the missing record refilled", err, l.calls.Load())
+				}
+			}
+		})
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -200,5 +201,179 @@ func TestFailedLoadWithoutDataWritesNothing(t *testing.T) {
 	c.Refill(t.Context())
 	if got, _ := mr.Get("resource:Items"); !strings.HasPrefix(got, `{"data": {}`) {
 		t.Errorf("empty snapshot with WithAllowEmpty: record = %q, want it written back", got)
+	}
+}
+
+// beforeCommand runs then before the first command that match is sent.
+type beforeCommand struct {
+	match func(redis.Cmder) bool
+	then  func()
+	done  bool
+}
+
+func (h *beforeCommand) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *beforeCommand) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !h.done && h.match(cmd) {
+			h.done = true
+			h.then()
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *beforeCommand) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// A process that found the record missing, then took the lock after another
+// process had written the record and released the lock, takes that record:
+// it does not load its source.
+func TestRefillTakesRecordWrittenBeforeItsLock(t *testing.T) {
+	mr, rdb := newMiniredis(t)
+	other := pyRecord("the other process's", fmtUnix(time.Now()))
+	rdb.AddHook(&beforeCommand{match: isCommand("set", "lock:Items"), then: func() { mr.Set("resource:Items", other) }})
+	l := newCountingLoader[string, item](staticData(twoItems))
+	c := mustNew(t, "Items", rdb, l)
+	if v := must(c.Get(t.Context(), "a")); v.Name != "the other process's" || l.calls.Load() != 0 {
+		t.Errorf("Get = %q after %d source loads, want the other process's record and none", v.Name, l.calls.Load())
+	}
+	if got := must(mr.Get("resource:Items")); got != other {
+		t.Errorf("record = %.60s, want the other process's kept", got)
+	}
+	if mr.Exists("lock:Items") {
+		t.Error("the lock was not released")
+	}
+}
+
+// A process waiting for another's lock does not take a record it could not
+// serve (empty without WithAllowEmpty, or malformed): once the lock is free
+// it loads its source.
+func TestWaiterSkipsUnusableRecord(t *testing.T) {
+	for name, record := range map[string]string{
+		"empty":     `{"data": {}, "timestamp": 1764087331.5}`,
+		"malformed": `{"data": {"a": 1,,}, "timestamp": 1764087331.5}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			mr, rdb := newMiniredis(t)
+			mr.Set("lock:Items", "another process")
+			l := newCountingLoader[string, item](staticData(twoItems))
+			c := mustNew(t, "Items", rdb, l, WithRefillLockTTL(time.Second))
+			go func() {
+				time.Sleep(200 * time.Millisecond)
+				mr.Set("resource:Items", record)
+				time.Sleep(1200 * time.Millisecond) // past the waiter's first look
+				mr.Del("lock:Items")
+			}()
+			if v := must(c.Get(t.Context(), "a")); v.Name != "one" || l.calls.Load() != 1 {
+				t.Errorf("Get = %+v after %d source loads, want the source's data", v, l.calls.Load())
+			}
+		})
+	}
+}
+
+// A refill whose ctx ends during the load still releases its lock, at once:
+// the others need not wait out the lock's TTL.
+func TestLockReleasedWhenContextEnds(t *testing.T) {
+	mr, rdb := newMiniredis(t)
+	hang := make(chan struct{})
+	defer close(hang)
+	c := mustNew(t, "Items", rdb, LoaderFunc[string, item](func(context.Context) (map[string]item, error) {
+		<-hang
+		return twoItems, nil
+	}))
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := c.Refill(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Refill = %v", err)
+	}
+	if mr.Exists("lock:Items") {
+		t.Error("the lock is still held after the refill gave up")
+	}
+}
+
+// forgetfulCodec writes records it cannot read back.
+type forgetfulCodec struct{ JSONCodec[string, item] }
+
+func (forgetfulCodec) Decode([]byte) (Record[string, item], error) {
+	return Record[string, item]{}, errors.New("cannot read this")
+}
+
+// Data that the codec writes but cannot read back is not written: a load
+// error, since no process could serve the record.
+func TestCodecThatCannotReadBackIsLoadError(t *testing.T) {
+	mr, rdb := newMiniredis(t)
+	c := mustNew(t, "Items", rdb, LoaderFunc[string, item](staticData(twoItems)), WithCodec[string, item](forgetfulCodec{}))
+	err := c.Refill(t.Context())
+	var e *Error
+	if !errors.Is(err, ErrLoadFailed) || !errors.As(err, &e) || e.Op != "encode" || !strings.Contains(err.Error(), "cannot read back") {
+		t.Errorf("Refill = %v, want an encode error: the codec cannot read back what it wrote", err)
+	}
+	if mr.Exists("resource:Items") {
+		t.Error("a record no process can read was written")
+	}
+}
+
+// switchingCodec stops encoding once told to.
+type switchingCodec struct {
+	JSONCodec[string, item]
+	broken *atomic.Bool
+}
+
+func (c switchingCodec) Encode(rec Record[string, item]) ([]byte, error) {
+	if c.broken.Load() {
+		return nil, errors.New("encoder broken")
+	}
+	return c.JSONCodec.Encode(rec)
+}
+
+// A write-back after a failed load whose encoding fails is logged
+// (kiwicache.save_failed); nothing is written.
+func TestWriteBackEncodeFailureIsLogged(t *testing.T) {
+	mr, rdb := newMiniredis(t)
+	logs := &logBuffer{}
+	broken := &atomic.Bool{}
+	l := newCountingLoader[string, item](staticData(twoItems))
+	c := mustNew(t, "Items", rdb, l, WithCodec[string, item](switchingCodec{broken: broken}), WithLogger(logs.logger()))
+	must(c.Snapshot(t.Context()))
+	mr.Del("resource:Items")
+	broken.Store(true)
+	l.set(func(context.Context) (map[string]item, error) { return nil, errors.New("source down") })
+	c.Refill(t.Context())
+	if !logs.has("ERROR", "kiwicache.save_failed") || !strings.Contains(logs.String(), "encoder broken") {
+		t.Errorf("want kiwicache.save_failed with the encoder's error:\n%s", logs)
+	}
+	if mr.Exists("resource:Items") {
+		t.Error("a record was written")
+	}
+}
+
+// The watchdog stops at a lock that another process has taken, and says so
+// once (kiwicache.refill_lock_lost); it leaves that process's lock alone.
+func TestWatchdogStopsOnLostLock(t *testing.T) {
+	mr, rdb := newMiniredis(t)
+	logs := &logBuffer{}
+	release := make(chan struct{})
+	l := newCountingLoader[string, item](func(context.Context) (map[string]item, error) {
+		<-release
+		return twoItems, nil
+	})
+	c := mustNew(t, "Items", rdb, l, WithRefillLockTTL(time.Second), WithLogger(logs.logger()))
+	done := make(chan error, 1)
+	go func() { done <- c.Refill(t.Context()) }()
+	eventually(t, "the load runs", func() bool { return l.calls.Load() == 1 })
+	mr.Set("lock:Items", "another process's token")
+	mr.SetTTL("lock:Items", 5*time.Second)
+	eventually(t, "the watchdog notices", func() bool { return logs.has("WARN", "kiwicache.refill_lock_lost") })
+	time.Sleep(700 * time.Millisecond) // two more ticks of a watchdog that went on
+	if n := strings.Count(logs.String(), "kiwicache.refill_lock_lost"); n != 1 {
+		t.Errorf("refill_lock_lost logged %d times, want once: the watchdog stops", n)
+	}
+	if ttl := mr.TTL("lock:Items"); ttl != 5*time.Second {
+		t.Errorf("the other process's lock TTL = %v, want its own 5s untouched", ttl)
+	}
+	close(release)
+	<-done
+	if got := must(mr.Get("lock:Items")); got != "another process's token" {
+		t.Errorf("lock = %q, want the other process's", got)
 	}
 }
