@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -235,8 +236,10 @@ func runTests(bin, dir string, args, env []string, limit time.Duration) runResul
 	start := time.Now()
 	err := cmd.Start()
 	if err == nil {
+		groups.add(cmd.Process.Pid)
 		err = cmd.Wait()
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // leftovers of this group only
+		groups.remove(cmd.Process.Pid)
 	}
 	return runResult{out: out.Bytes(), err: err, seconds: time.Since(start).Seconds(),
 		timeout: ctx.Err() != nil || bytes.Contains(out.Bytes(), []byte("panic: test timed out"))}
@@ -248,4 +251,34 @@ func tail(b []byte, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return "    " + strings.Join(lines, "\n    ")
+}
+
+// groups are the process groups of the test binaries running now, so that an
+// interrupted run ends them (and the redis-servers they started).
+var groups = processGroups{pids: map[int]bool{}}
+
+type processGroups struct {
+	sync.Mutex
+	pids map[int]bool
+}
+
+func (g *processGroups) add(pid int) {
+	g.Lock()
+	defer g.Unlock()
+	g.pids[pid] = true
+}
+
+func (g *processGroups) remove(pid int) {
+	g.Lock()
+	defer g.Unlock()
+	delete(g.pids, pid)
+}
+
+// kill ends every running test binary's process group.
+func (g *processGroups) kill() {
+	g.Lock()
+	defer g.Unlock()
+	for pid := range g.pids {
+		syscall.Kill(-pid, syscall.SIGKILL)
+	}
 }

@@ -32,9 +32,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -90,6 +92,16 @@ func run(dir string, files []string, jobs int, match string, survivors bool, sam
 		return err
 	}
 	defer os.RemoveAll(work)
+	// Interrupted: end the running tests and their servers, and clean up.
+	interrupt := make(chan os.Signal, 1)
+	signal.Notify(interrupt, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-interrupt
+		groups.kill()
+		os.RemoveAll(work)
+		logf("interrupted")
+		os.Exit(130)
+	}()
 
 	g, err := load(dir, files)
 	if err != nil {

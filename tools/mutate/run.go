@@ -18,11 +18,49 @@ import (
 // ones failed to kill the mutant.
 const slowTest = 1.0 // seconds
 
-// runMutant runs the tests that reach m, fastest first, and stops at the
-// first failure.
+// killers counts, per function, the tests that killed its mutants so far: a
+// test that caught one bug in a function is likely to catch the next, so it
+// runs first, in a batch of its own.
+var killers = struct {
+	sync.Mutex
+	byFunc map[string]map[string]int
+}{byFunc: map[string]map[string]int{}}
+
+func noteKiller(m *Mutant) {
+	killers.Lock()
+	defer killers.Unlock()
+	k := m.File + " " + m.Func
+	if killers.byFunc[k] == nil {
+		killers.byFunc[k] = map[string]int{}
+	}
+	killers.byFunc[k][m.KilledBy]++
+}
+
+// likelyKillers returns up to n of tests, those that killed the most mutants
+// of m's function so far.
+func likelyKillers(m *Mutant, tests []testInfo, n int) (first, rest []testInfo) {
+	killers.Lock()
+	counts := killers.byFunc[m.File+" "+m.Func]
+	killers.Unlock()
+	ranked := append([]testInfo(nil), tests...)
+	sort.SliceStable(ranked, func(i, j int) bool { return counts[ranked[i].Name] > counts[ranked[j].Name] })
+	for _, t := range ranked {
+		if len(first) < n && counts[t.Name] > 0 {
+			first = append(first, t)
+		} else {
+			rest = append(rest, t)
+		}
+	}
+	return first, rest
+}
+
+// runMutant runs the tests that reach m: those that caught other mutants of
+// its function first, then the fast ones, then the slow ones, and stops at
+// the first failure.
 func runMutant(bin, dir string, m *Mutant, tests []testInfo) {
+	first, others := likelyKillers(m, tests, 5)
 	var fast, slow []testInfo
-	for _, t := range tests {
+	for _, t := range others {
 		if t.Seconds < slowTest {
 			fast = append(fast, t)
 		} else {
@@ -31,14 +69,18 @@ func runMutant(bin, dir string, m *Mutant, tests []testInfo) {
 	}
 	start := time.Now()
 	defer func() { m.Seconds = time.Since(start).Seconds() }()
-	if !runMutantOnce(bin, dir, m, fast, slow, 0) {
+	if runMutantOnce(bin, dir, m, [][]testInfo{first, fast, slow}, 0) {
+		if !strings.HasPrefix(m.KilledBy, "panic") && m.KilledBy != "exit status" {
+			noteKiller(m)
+		}
+	} else {
 		m.Status = statusSurvived
 	}
 }
 
 // runMutantOnce runs the batches and reports whether a test failed.
-func runMutantOnce(bin, dir string, m *Mutant, fast, slow []testInfo, attempt int) bool {
-	for _, batch := range [][]testInfo{fast, slow} {
+func runMutantOnce(bin, dir string, m *Mutant, batches [][]testInfo, attempt int) bool {
+	for _, batch := range batches {
 		if len(batch) == 0 {
 			continue
 		}
@@ -61,7 +103,7 @@ func runMutantOnce(bin, dir string, m *Mutant, fast, slow []testInfo, attempt in
 			if attempt < 1 {
 				// The failure was not the mutant's: a timing test failed on a
 				// loaded machine. Run the mutant's tests once more.
-				return runMutantOnce(bin, dir, m, fast, slow, attempt+1)
+				return runMutantOnce(bin, dir, m, batches, attempt+1)
 			}
 		}
 		m.Status = statusKilled
