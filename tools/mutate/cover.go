@@ -41,6 +41,28 @@ type coverMap struct {
 	Blocks []block
 }
 
+// exclude leaves a test out of every choice of tests from now on.
+func (c *coverMap) exclude(name string) {
+	for i := range c.Tests {
+		if c.Tests[i].Name == name {
+			c.Tests[i].Passed = false
+		}
+	}
+}
+
+// failingTestOutput is the output of the failed test name, from its FAIL line.
+func failingTestOutput(out []byte, name string) []byte {
+	i := bytes.Index(out, []byte("--- FAIL: "+name+" "))
+	if i < 0 {
+		return out
+	}
+	end := bytes.Index(out[i+1:], []byte("\n--- "))
+	if end < 0 {
+		return out[i:]
+	}
+	return out[i : i+1+end]
+}
+
 // covering returns the tests that ran any of the positions, fastest first.
 func (c *coverMap) covering(ps []token.Position) []testInfo {
 	set := map[int]bool{}

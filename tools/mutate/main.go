@@ -46,7 +46,7 @@ import (
 var dataPath = []string{"cache.go", "refill.go", "record.go", "loader.go", "validate.go",
 	"registry.go", "options.go", "valuetype.go", "errors.go"}
 
-var verbose bool
+var verbose, keep bool
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "mutate: "+format+"\n", args...)
@@ -61,6 +61,7 @@ func main() {
 	list := flag.Bool("list", false, "list the mutants and exit")
 	checkEquiv := flag.Bool("check-equivalent", false, "also run the mutants listed as equivalent (they must survive)")
 	equivPath := flag.String("equivalent", "", "the list of equivalent mutants (default: equivalent.txt beside this tool)")
+	flag.BoolVar(&keep, "keep", false, "keep the work directory (the generated files and test binary)")
 	flag.BoolVar(&verbose, "v", false, "print every mutant as it runs, and the equivalent ones")
 	flag.Parse()
 	files := flag.Args()
@@ -91,7 +92,11 @@ func run(dir string, files []string, jobs int, match string, survivors bool, sam
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	if keep {
+		logf("keeping the work directory %s", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
 	// Interrupted: end the running tests and their servers, and clean up.
 	interrupt := make(chan os.Signal, 1)
 	signal.Notify(interrupt, os.Interrupt, syscall.SIGTERM)
@@ -255,21 +260,19 @@ func baseline(bin, dir string, ms []*Mutant, cov *coverMap) error {
 	if res.err == nil {
 		return nil
 	}
-	// Timing tests fail now and then on a loaded machine: each failed test
-	// gets a second run of its own.
+	// A test that fails with no mutant switched on would "kill" mutants it
+	// did not catch: it chooses no mutant's tests in this run. (A failure
+	// that is the schema's would show as a test failing every time here:
+	// see the log, and run the test alone against the package to compare.)
 	failed := failLines.FindAllSubmatch(res.out, -1)
 	if len(failed) == 0 {
 		return fmt.Errorf("the tests fail with no mutant switched on:\n%s", tail(res.out, 40))
 	}
 	for _, f := range failed {
 		name := string(f[1])
-		again := runTests(bin, dir, []string{"-test.run", "^" + name + "$", "-test.count=1"},
-			[]string{mutantEnv + "=0"}, limit)
-		if again.err != nil {
-			return fmt.Errorf("%s fails with no mutant switched on, twice (flaky, or the schema changed behaviour):\n%s",
-				name, tail(again.out, 40))
-		}
-		logf("baseline: %s failed once, then passed alone: flaky under load", name)
+		cov.exclude(name)
+		logf("baseline: %s failed with no mutant switched on (flaky?): it chooses no mutant's tests in this run:\n%s",
+			name, tail(failingTestOutput(res.out, name), 8))
 	}
 	return nil
 }
