@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -359,19 +360,57 @@ func TestCommandCutByContextFailsThere(t *testing.T) {
 	}
 }
 
+// A command that fails with the ctx's own error reads as that error, once;
+// one that fails as the ctx's deadline passes, before the ctx marks itself
+// done, is the deadline too.
+func TestCommandAtContextEndIsTheContextsError(t *testing.T) {
+	_, rdb := newMiniredis(t)
+	m := &recordedMetrics{}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	hook := &cancelThenFail{match: isScript(fetchScript), cancel: cancel, err: context.Canceled}
+	rdb.AddHook(hook)
+	c := mustNew(t, "Items", rdb, LoaderFunc[string, item](staticData(twoItems)), WithMetrics(m))
+	if err := c.Refill(ctx); err == nil || err.Error() != "kiwicache: Items: fetch script resource:Items: context canceled" {
+		t.Errorf("Refill = %v, want the ctx's error once", err)
+	}
+
+	hook.err, hook.cancel, hook.done = errors.New("read tcp: i/o timeout"), func() {}, false
+	err := c.Refill(pastDeadline{t.Context()})
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrRedis) || strings.Contains(err.Error(), "%!") {
+		t.Errorf("Refill at its deadline = %v, want the deadline wrapping the command's error", err)
+	}
+	if n := m.get("Items", StatusRedisError); n != 0 {
+		t.Errorf("redis_error counted %d times for the caller's ctx", n)
+	}
+}
+
+// pastDeadline is a ctx whose deadline has passed while its timer has yet to
+// mark it done (as happens for a moment under load).
+type pastDeadline struct{ context.Context }
+
+func (pastDeadline) Deadline() (time.Time, bool) { return time.Now().Add(-time.Millisecond), true }
+
 // cancelThenFail ends the caller's ctx as the first matching command runs,
 // and fails the command as a timed-out read would.
 type cancelThenFail struct {
 	match  func(redis.Cmder) bool
 	cancel context.CancelFunc
+	err    error // "read tcp: i/o timeout" when nil
+	done   bool
 }
 
 func (h *cancelThenFail) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (h *cancelThenFail) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if h.match(cmd) {
+		if !h.done && h.match(cmd) {
+			h.done = true
 			h.cancel()
-			cmd.SetErr(errors.New("read tcp: i/o timeout"))
+			err := h.err
+			if err == nil {
+				err = errors.New("read tcp: i/o timeout")
+			}
+			cmd.SetErr(err)
 			return cmd.Err()
 		}
 		return next(ctx, cmd)
@@ -400,6 +439,7 @@ func TestFetchReadsLargeRecordsWithGetrange(t *testing.T) {
 		{16<<10 + 1, 0, "evalsha_ro getrange"},
 		{1000, 1000, "evalsha_ro"},
 		{1000, 999, "evalsha_ro"}, // over the maximum
+		{1000, 1, "evalsha_ro"},
 	} {
 		t.Run(fmt.Sprint(tc.size, " bytes, max ", tc.max), func(t *testing.T) {
 			mr, rdb := newMiniredis(t)
@@ -409,9 +449,7 @@ func TestFetchReadsLargeRecordsWithGetrange(t *testing.T) {
 				opts = append(opts, WithMaxRecordSize(tc.max))
 			}
 			c := mustNew(t, "Items", rdb, newCountingLoader[string, item](staticData(twoItems)), opts...)
-			if err := c.Reload(t.Context()); err != nil { // loads the script into Redis
-				t.Fatal(err)
-			}
+			c.Reload(t.Context()) // loads the script into Redis
 			cmds := &commandLog{}
 			rdb.AddHook(cmds)
 			mr.Set("resource:Items", recordOfSize(tc.size))
@@ -433,7 +471,8 @@ func TestFetchReadsLargeRecordsWithGetrange(t *testing.T) {
 // On the GETRANGE path (records over 16 KiB) the size checked is the size of
 // what was read: a record of exactly the maximum is served, one byte more is
 // refused, and so is one that grew past the maximum between the script and
-// the GETRANGE; one deleted in between is found missing, and refilled.
+// the GETRANGE; one deleted in between is found missing (not malformed), and
+// refilled.
 func TestGetrangeReadsWhatItChecks(t *testing.T) {
 	const size = 20000
 	for _, tc := range []struct {
@@ -454,8 +493,12 @@ func TestGetrangeReadsWhatItChecks(t *testing.T) {
 				rdb.AddHook(&beforeCommand{match: isCommand("getrange", "resource:Items"), then: func() { tc.meanwhile(mr) }})
 			}
 			l := newCountingLoader[string, item](staticData(twoItems))
-			c := mustNew(t, "Items", rdb, l, WithMaxRecordSize(tc.max))
+			logs := &logBuffer{}
+			c := mustNew(t, "Items", rdb, l, WithMaxRecordSize(tc.max), WithLogger(logs.logger()))
 			err := c.Reload(t.Context())
+			if logs.has("WARN", "kiwicache.malformed_cache_data") {
+				t.Errorf("a record was found malformed:\n%s", logs)
+			}
 			switch tc.want {
 			case "served":
 				if err != nil || c.Health().RecordSize != size {
