@@ -267,6 +267,9 @@ func TestWaiterSkipsUnusableRecord(t *testing.T) {
 			if v := must(c.Get(t.Context(), "a")); v.Name != "one" || l.calls.Load() != 1 {
 				t.Errorf("Get = %+v after %d source loads, want the source's data", v, l.calls.Load())
 			}
+			if mr.Exists("lock:Items") {
+				t.Error("the lock it took after the wait was not released")
+			}
 		})
 	}
 }

@@ -112,7 +112,15 @@ func load(dir string, names []string) (*generator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("type-checking %s: %w", self.ImportPath, err)
 	}
-	for _, n := range names {
+	// The other files of the package are rendered too, with the constants of
+	// the mutated files replaced at their uses there.
+	all := append([]string(nil), names...)
+	for _, n := range self.GoFiles {
+		if !contains(names, n) {
+			all = append(all, n)
+		}
+	}
+	for _, n := range all {
 		path := filepath.Join(self.Dir, n)
 		src, err := os.ReadFile(path)
 		if err != nil {
@@ -120,7 +128,7 @@ func load(dir string, names []string) (*generator, error) {
 		}
 		af := byPath[path]
 		sf := &srcFile{name: n, path: path, src: src, ast: af, tf: g.fset.File(af.Pos()),
-			imports: map[string]string{}, byRange: map[[2]int]*site{}}
+			imports: map[string]string{}, byRange: map[[2]int]*site{}, constOnly: !contains(names, n)}
 		for _, is := range af.Imports {
 			if pn := info.PkgNameOf(is); pn != nil && pn.Name() != "_" && pn.Name() != "." {
 				sf.imports[pn.Imported().Path()] = pn.Name()
@@ -129,7 +137,7 @@ func load(dir string, names []string) (*generator, error) {
 		g.files = append(g.files, sf)
 	}
 	for _, sf := range g.files {
-		fd := &finder{g: g, f: sf, info: info, pkg: pkg}
+		fd := &finder{g: g, f: sf, info: info, pkg: pkg, constOnly: sf.constOnly}
 		fd.find()
 	}
 	g.assignKeys()
@@ -284,6 +292,9 @@ func (g *generator) build(work, bin string) error {
 		rendered := map[string]string{}
 		ranges := map[string][]outRange{}
 		for _, f := range g.files {
+			if len(f.sites) == 0 {
+				continue
+			}
 			text, rs := g.render(f)
 			gen := filepath.Join(work, "gen_"+f.name)
 			if err := os.WriteFile(gen, []byte(text), 0o644); err != nil {

@@ -85,6 +85,8 @@ type srcFile struct {
 	imports map[string]string
 	sites   []*site
 	byRange map[[2]int]*site // expression sites
+	// constOnly: see finder.constOnly.
+	constOnly bool
 }
 
 func (f *srcFile) off(p token.Pos) int { return f.tf.Offset(p) }
@@ -103,6 +105,9 @@ type finder struct {
 	// coverage: a case expression lies outside the blocks that coverage
 	// profiles count, and runs when its switch does.
 	coverAt token.Pos
+	// constOnly: the file is not mutated, but the constants of the mutated
+	// files are replaced at their uses in it.
+	constOnly bool
 }
 
 func (fd *finder) newMutant(n ast.Node, kind, desc string) *Mutant {
@@ -226,6 +231,9 @@ func funcName(d *ast.FuncDecl) string {
 // walkPackageVar finds the Lua scripts of package variables
 // (redis.NewScript(`...`)); other package-level initializers are not mutated.
 func (fd *finder) walkPackageVar(v ast.Expr, vs *ast.ValueSpec) {
+	if fd.constOnly {
+		return
+	}
 	call, ok := v.(*ast.CallExpr)
 	if !ok || len(call.Args) != 1 {
 		return
@@ -314,6 +322,9 @@ func deletable(s ast.Stmt) bool {
 }
 
 func (fd *finder) deleteSite(s ast.Stmt) {
+	if fd.constOnly {
+		return
+	}
 	st := &site{file: fd.f, start: fd.f.off(s.Pos()), end: fd.f.off(s.End()), stmt: true}
 	fd.f.sites = append(fd.f.sites, st)
 	m := fd.newMutant(s, "delete", "delete "+quoteSnippet(fd.f.text(s)))
@@ -425,7 +436,7 @@ func (fd *finder) returnResults(s *ast.ReturnStmt) {
 		sig = fd.sigs[len(fd.sigs)-1]
 	}
 	for i, e := range s.Results {
-		if sig != nil && sig.Results().Len() == len(s.Results) && !isNil(e) {
+		if sig != nil && sig.Results().Len() == len(s.Results) && !isNil(e) && !fd.constOnly {
 			rt := sig.Results().At(i).Type()
 			_, isPtr := rt.Underlying().(*types.Pointer)
 			if types.Identical(rt, errorType) || isPtr {
@@ -461,6 +472,9 @@ func containsRecover(e ast.Node) bool {
 
 // condition: an if condition made of && or || is negated as a whole.
 func (fd *finder) condition(cond ast.Expr) {
+	if fd.constOnly {
+		return
+	}
 	b, ok := ast.Unparen(cond).(*ast.BinaryExpr)
 	if !ok || (b.Op != token.LAND && b.Op != token.LOR) || containsRecover(cond) {
 		return
@@ -511,7 +525,7 @@ func (fd *finder) expr(e ast.Expr, parent ast.Node) {
 		fd.expr(e.X, e)
 		fd.expr(e.Y, e)
 	case *ast.UnaryExpr:
-		if e.Op == token.NOT {
+		if e.Op == token.NOT && !fd.constOnly {
 			m := fd.newMutant(e, "negate", quoteSnippet(fd.f.text(e))+" → "+quoteSnippet(fd.f.text(e.X)))
 			fd.addAlt(fd.exprSite(e, fd.info.TypeOf(e)), m, ref(e.X, fd.f))
 		}
@@ -557,6 +571,9 @@ func (fd *finder) expr(e ast.Expr, parent ast.Node) {
 }
 
 func (fd *finder) binary(e *ast.BinaryExpr) {
+	if fd.constOnly {
+		return
+	}
 	t := fd.info.TypeOf(e)
 	add := func(kind string, op token.Token) {
 		m := fd.newMutant(e, kind, quoteSnippet(fd.f.text(e))+" → "+op.String())
@@ -588,7 +605,7 @@ func (fd *finder) ident(id *ast.Ident) {
 	switch o := obj.(type) {
 	case *types.Const:
 		if o.Pkg() == nil { // true, false
-			if o.Name() == "true" || o.Name() == "false" {
+			if (o.Name() == "true" || o.Name() == "false") && !fd.constOnly {
 				flip := map[string]string{"true": "false", "false": "true"}[o.Name()]
 				m := fd.newMutant(id, "constant", o.Name()+" → "+flip)
 				fd.addAlt(fd.exprSite(id, fd.info.TypeOf(id)), m, lit(flip))
@@ -645,6 +662,9 @@ func constReplacements(v constant.Value) []string {
 }
 
 func (fd *finder) basicLit(l *ast.BasicLit) {
+	if fd.constOnly {
+		return
+	}
 	if l.Kind != token.INT && l.Kind != token.FLOAT {
 		return
 	}
@@ -681,6 +701,9 @@ func (fd *finder) call(c *ast.CallExpr) {
 // swapCall: SetNX made a plain SET, RunRO made Run, Before made After, min
 // made max.
 func (fd *finder) swapCall(c *ast.CallExpr) {
+	if fd.constOnly {
+		return
+	}
 	t := fd.info.TypeOf(c)
 	if _, tuple := t.(*types.Tuple); tuple || t == nil {
 		return
