@@ -102,3 +102,18 @@ func TestBusyLoaderTakesNoLock(t *testing.T) {
 		t.Errorf("%d load_error counted for a busy Loader, want none", n)
 	}
 }
+
+// A Refill whose ctx ends while it waits for another process's lock returns
+// at once, with an error that names the wait and wraps the ctx's.
+func TestRefillWaitEndsWithContext(t *testing.T) {
+	mr, rdb := newMiniredis(t)
+	mr.Set("lock:Items", "another process")
+	c := mustNew(t, "Items", rdb, LoaderFunc[string, item](staticData(twoItems)), WithRefillLockTTL(5*time.Second))
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	err := c.Refill(ctx)
+	var e *Error
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &e) || e.Op != "wait for lock" || e.Key != "lock:Items" {
+		t.Errorf("Refill = %v, want the wait for lock:Items ended by the deadline", err)
+	}
+}
