@@ -1,0 +1,59 @@
+package kiwicache
+
+// Reads: the fast path of a fresh snapshot, and one reload for any number of
+// readers of a stale one.
+
+import (
+	"sync"
+	"testing"
+	"time"
+)
+
+// Get and Snapshot serve a fresh snapshot from the fresh pointer alone (one
+// atomic load, then the map lookup), not through the slow path: the slow
+// path's snapshot is made to differ here, so a read that went through it
+// would show.
+func TestFreshReadsTakeTheFastPath(t *testing.T) {
+	_, rdb := newMiniredis(t)
+	c := mustNew(t, "Items", rdb, LoaderFunc[string, item](staticData(twoItems)), WithReloadTTL(time.Hour))
+	must(c.Get(t.Context(), "a"))
+	fresh := c.fresh.Load()
+	c.snap.Store(&Snapshot[string, item]{data: map[string]item{"a": {Name: "slow path"}}})
+	if v := must(c.Get(t.Context(), "a")); v.Name != "one" {
+		t.Errorf("Get of a fresh snapshot = %q, want it from the fast path", v.Name)
+	}
+	if s := must(c.Snapshot(t.Context())); s != fresh {
+		t.Error("Snapshot of a fresh snapshot did not return the fresh one")
+	}
+	c.snap.Store(fresh)
+}
+
+// However many readers find the snapshot stale at once, one reload runs: one
+// round trip to Redis (the record's identity, unchanged), not one per reader.
+func TestStaleReadsStartOneReload(t *testing.T) {
+	_, rdb := newMiniredis(t)
+	cmds := &commandLog{}
+	rdb.AddHook(cmds)
+	const ttl = 200 * time.Millisecond
+	c := mustNew(t, "Items", rdb, LoaderFunc[string, item](staticData(twoItems)), WithReloadTTL(ttl))
+	must(c.Get(t.Context(), "a"))
+	eventually(t, "the snapshot goes stale", func() bool { return c.fresh.Load() == nil })
+	cmds.take()
+
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			<-start
+			if v, err := c.Get(t.Context(), "a"); err != nil || v.Name != "one" {
+				t.Errorf("Get of a stale snapshot = %+v, %v", v, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	eventually(t, "the reload is over", func() bool { return c.fresh.Load() != nil })
+	if got := cmds.take(); len(got) != 1 || got[0] != "evalsha_ro" {
+		t.Errorf("50 readers of a stale snapshot sent %v, want one read-only script call", got)
+	}
+}

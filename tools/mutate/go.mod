@@ -1,0 +1,3 @@
+module github.com/kiwicache/kiwicache/tools/mutate
+
+go 1.26.0
