@@ -126,6 +126,14 @@ func TestValidateAloneAllowsShrinking(t *testing.T) {
 	}
 }
 
+// isGuardRead matches the guards' read of the current record: the one read
+// of a record whose identity is unknown that asks for its bytes (identify
+// asks for none: an inline limit of 0).
+func isGuardRead(cmd redis.Cmder) bool {
+	a := cmd.Args() // evalsha_ro, sha, 1, key, known size, known tail, tail length, inline limit
+	return isScript(fetchScript)(cmd) && len(a) == 8 && fmt.Sprint(a[4]) == fmt.Sprint(unknownID) && fmt.Sprint(a[7]) != "0"
+}
+
 // A cron job (no data of its own) that cannot read the current record to
 // compare with refuses the result: the check is never skipped silently.
 func TestGuardCannotReadRecordRefuses(t *testing.T) {
@@ -138,12 +146,7 @@ func TestGuardCannotReadRecordRefuses(t *testing.T) {
 			must(mustNew(t, "Items", rdb, LoaderFunc[string, item](staticData(versionData(10, 1)))).Snapshot(t.Context()))
 			before := must(mr.Get("resource:Items"))
 			cronRdb := redis.NewClient(rdb.Options())
-			// The guard's read is the one whole read of an unknown record.
-			cronRdb.AddHook(&failFirst{match: func(cmd redis.Cmder) bool {
-				a := cmd.Args()
-				// EVALSHA_RO sha 1 key knownSize knownTail tailLen inline: a read (inline > 0) of an unknown record.
-				return isScript(fetchScript)(cmd) && len(a) == 8 && fmt.Sprint(a[4]) == fmt.Sprint(unknownID) && fmt.Sprint(a[7]) != "0"
-			}})
+			cronRdb.AddHook(&failFirst{match: isGuardRead})
 			cron := mustNew(t, "Items", cronRdb, LoaderFunc[string, item](staticData(versionData(2, 2))), opt)
 			err := cron.Refill(t.Context())
 			if !errors.Is(err, ErrRefused) || !errors.Is(err, ErrRedis) {
@@ -162,10 +165,7 @@ func TestMinItemsReadsNoRecord(t *testing.T) {
 	mr, rdb := newMiniredis(t)
 	must(mustNew(t, "Items", rdb, LoaderFunc[string, item](staticData(versionData(10, 1)))).Snapshot(t.Context()))
 	cronRdb := redis.NewClient(rdb.Options())
-	cronRdb.AddHook(&failFirst{match: func(cmd redis.Cmder) bool {
-		a := cmd.Args()
-		return isScript(fetchScript)(cmd) && len(a) == 9 && fmt.Sprint(a[4]) == fmt.Sprint(unknownID) && fmt.Sprint(a[8]) == "1"
-	}})
+	cronRdb.AddHook(&failFirst{match: isGuardRead})
 	cron := mustNew(t, "Items", cronRdb, LoaderFunc[string, item](staticData(versionData(3, 2))), WithMinItems(2))
 	if err := cron.Refill(t.Context()); err != nil {
 		t.Errorf("Refill with WithMinItems alone = %v, want nil: there is nothing to compare", err)

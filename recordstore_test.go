@@ -9,7 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // padCodec is the JSON codec with every record padded with spaces to size
@@ -34,15 +37,23 @@ func TestMaxRecordSizeBoundaryOnRead(t *testing.T) {
 	for _, tc := range []struct {
 		max     int
 		refused bool
-	}{{len(record), false}, {len(record) + 1, false}, {len(record) - 1, true}} {
+	}{{len(record), false}, {len(record) + 1, false}, {len(record) - 1, true}, {1, true}} {
 		t.Run(fmt.Sprintf("max %d for %d bytes", tc.max, len(record)), func(t *testing.T) {
 			mr, rdb := newMiniredis(t)
 			mr.Set("resource:Items", record)
+			logs := &logBuffer{}
 			l := newCountingLoader[string, item](staticData(twoItems))
-			c := mustNew(t, "Items", rdb, l, WithMaxRecordSize(tc.max))
+			c := mustNew(t, "Items", rdb, l, WithMaxRecordSize(tc.max), WithLogger(logs.logger()))
 			err := c.Reload(t.Context())
 			if got := errors.Is(err, ErrRecordTooLarge); got != tc.refused {
 				t.Errorf("Reload = %v; refused %v, want %v", err, got, tc.refused)
+			}
+			if logs.has("ERROR", "kiwicache.record_too_large") != tc.refused {
+				t.Errorf("kiwicache.record_too_large logged: %v, want %v:\n%s", !tc.refused, tc.refused, logs)
+			}
+			// A periodic reload finds the served record unchanged, whatever its size.
+			if err := c.reloadWithAttempts(t.Context(), checkTail); !tc.refused && err != nil {
+				t.Errorf("periodic reload of the unchanged record = %v", err)
 			}
 			if l.calls.Load() != 0 || must(mr.Get("resource:Items")) != record {
 				t.Errorf("the record was refilled (%d source loads)", l.calls.Load())
@@ -143,4 +154,228 @@ func TestUnstampedCodecReloadsReadWholeRecord(t *testing.T) {
 	if v := must(c.Get(t.Context(), "k0")); v.Name != "item-Y" {
 		t.Errorf("after a periodic reload, Get = %+v, want the changed record's item-Y", v)
 	}
+}
+
+// A record's identity is its length and its last 64 bytes, as PROTOCOL.md
+// says: a change in place within the last 64 bytes is seen by the periodic
+// reload, one just before them is not (until Reload, or a new write).
+func TestIdentityIsLengthAndLast64Bytes(t *testing.T) {
+	record := `{"data": {"a": {"name": "` + strings.Repeat("x", 100) + `"}}, "timestamp": 1764087331.5}`
+	for _, tc := range []struct {
+		fromEnd int
+		seen    bool
+	}{{64, true}, {65, false}} {
+		t.Run(fmt.Sprint(tc.fromEnd, " bytes from the end"), func(t *testing.T) {
+			mr, rdb := newMiniredis(t)
+			mr.Set("resource:Items", record)
+			c := mustNew(t, "Items", rdb, newCountingLoader[string, item](staticData(twoItems)))
+			must(c.Snapshot(t.Context()))
+			changed := []byte(record)
+			changed[len(changed)-tc.fromEnd] = 'y'
+			mr.Set("resource:Items", string(changed))
+			if err := c.reloadWithAttempts(t.Context(), checkTail); err != nil {
+				t.Fatal(err)
+			}
+			if v := must(c.Get(t.Context(), "a")); strings.Contains(v.Name, "y") != tc.seen {
+				t.Errorf("after a periodic reload, the change is served: %v, want %v", !tc.seen, tc.seen)
+			}
+		})
+	}
+}
+
+// noReadOnlyScripts answers EVALSHA_RO as Redis 6 does, and counts the tries.
+type noReadOnlyScripts struct{ tries int }
+
+func (h *noReadOnlyScripts) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *noReadOnlyScripts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "evalsha_ro" {
+			h.tries++
+			cmd.SetErr(errors.New("ERR unknown command 'evalsha_ro', with args beginning with: "))
+			return cmd.Err()
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *noReadOnlyScripts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// On a server without EVALSHA_RO (Redis 6), the read-only script is tried
+// once; every later read sends EVALSHA straight away.
+func TestServerWithoutReadOnlyScripts(t *testing.T) {
+	mr, rdb := newMiniredis(t)
+	mr.Set("resource:Tiny", tinyRecord)
+	h := &noReadOnlyScripts{}
+	rdb.AddHook(h)
+	c := mustNew(t, "Tiny", rdb, newCountingLoader[string, item](staticData(twoItems)))
+	for range 3 {
+		if err := c.Reload(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v := must(c.Get(t.Context(), "k0")); v.Name != "item-0" || h.tries != 1 {
+		t.Errorf("Get = %+v after %d EVALSHA_RO tries, want item-0 after 1", v, h.tries)
+	}
+}
+
+// A lock that cannot be released is logged (kiwicache.release_lock_failed)
+// and counted; the refill itself succeeded, and says so.
+func TestUnlockFailureIsReported(t *testing.T) {
+	mr, rdb := newMiniredis(t)
+	m, logs := &recordedMetrics{}, &logBuffer{}
+	rdb.AddHook(&failFirst{match: isScript(unlockScript)})
+	c := mustNew(t, "Items", rdb, LoaderFunc[string, item](staticData(twoItems)), WithMetrics(m), WithLogger(logs.logger()))
+	if err := c.Refill(t.Context()); err != nil {
+		t.Errorf("Refill = %v, want nil: the record was written", err)
+	}
+	if !logs.has("ERROR", "kiwicache.release_lock_failed") || m.get("Items", StatusRedisError) != 1 {
+		t.Errorf("want release_lock_failed logged and redis_error counted:\n%s", logs)
+	}
+	if !mr.Exists("lock:Items") {
+		t.Error("the lock is gone, though its release failed")
+	}
+}
+
+// After a failed load, the record's TTL is renewed with EXPIRE (or, with no
+// expiry, its presence checked with EXISTS); a record that is there is not
+// written again.
+func TestFailedLoadRenewsAndWritesNothingMore(t *testing.T) {
+	for name, opts := range map[string][]Option{"cache TTL": nil, "no expiry": {WithNoExpiry()}} {
+		t.Run(name, func(t *testing.T) {
+			_, rdb := newMiniredis(t)
+			l := newCountingLoader[string, item](staticData(twoItems))
+			c := mustNew(t, "Items", rdb, l, opts...)
+			must(c.Snapshot(t.Context()))
+			l.set(func(context.Context) (map[string]item, error) { return nil, errors.New("source down") })
+			renew := map[string]string{"cache TTL": "expire", "no expiry": "exists"}[name]
+			renewals, writes := &countCommands{match: isCommand(renew, "resource:Items")}, &countCommands{match: isCommand("set", "resource:Items")}
+			rdb.AddHook(renewals)
+			rdb.AddHook(writes)
+			c.Refill(t.Context())
+			if renewals.n.Load() != 1 || writes.n.Load() != 0 {
+				t.Errorf("a failed load with the record there sent %d %s and %d SET of the record; want 1 and 0",
+					renewals.n.Load(), renew, writes.n.Load())
+			}
+		})
+	}
+}
+
+// countCommands counts the commands that match.
+type countCommands struct {
+	match func(redis.Cmder) bool
+	n     atomic.Int64
+}
+
+func (h *countCommands) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *countCommands) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.match(cmd) {
+			h.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *countCommands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// When renewing the record after a failed load fails, that is logged
+// (kiwicache.prolong_expiration_failed) and counted, and nothing more is
+// sent: no write-back over a record whose state is unknown.
+func TestFailedRenewalIsReported(t *testing.T) {
+	for name, tc := range map[string]struct {
+		opts []Option
+		cmd  string
+	}{"cache TTL": {nil, "expire"}, "no expiry": {[]Option{WithNoExpiry()}, "exists"}} {
+		t.Run(name, func(t *testing.T) {
+			mr, rdb := newMiniredis(t)
+			m, logs := &recordedMetrics{}, &logBuffer{}
+			l := newCountingLoader[string, item](staticData(twoItems))
+			c := mustNew(t, "Items", rdb, l, append(tc.opts, WithMetrics(m), WithLogger(logs.logger()))...)
+			must(c.Snapshot(t.Context()))
+			mr.Del("resource:Items")
+			rdb.AddHook(&failFirst{match: isCommand(tc.cmd, "resource:Items")})
+			l.set(func(context.Context) (map[string]item, error) { return nil, errors.New("source down") })
+			c.Refill(t.Context())
+			if !logs.has("ERROR", "kiwicache.prolong_expiration_failed") || m.get("Items", StatusRedisError) != 1 {
+				t.Errorf("want prolong_expiration_failed logged and redis_error counted once:\n%s", logs)
+			}
+			if mr.Exists("resource:Items") {
+				t.Error("the record was written back though its state was unknown")
+			}
+		})
+	}
+}
+
+// A write-back after a failed load that succeeds is no error; one that
+// fails is logged (kiwicache.save_failed) and counted.
+func TestWriteBackOutcomeIsReported(t *testing.T) {
+	for _, fails := range []bool{false, true} {
+		t.Run(fmt.Sprint("fails: ", fails), func(t *testing.T) {
+			mr, rdb := newMiniredis(t)
+			m, logs := &recordedMetrics{}, &logBuffer{}
+			l := newCountingLoader[string, item](staticData(twoItems))
+			c := mustNew(t, "Items", rdb, l, WithMetrics(m), WithLogger(logs.logger()))
+			must(c.Snapshot(t.Context()))
+			mr.Del("resource:Items")
+			if fails {
+				rdb.AddHook(&failFirst{match: isCommand("set", "resource:Items")})
+			}
+			l.set(func(context.Context) (map[string]item, error) { return nil, errors.New("source down") })
+			c.Refill(t.Context())
+			if got := logs.has("ERROR", "kiwicache.save_failed"); got != fails {
+				t.Errorf("save_failed logged: %v, want %v:\n%s", got, fails, logs)
+			}
+			if n := m.get("Items", StatusRedisError); n != map[bool]int{false: 0, true: 1}[fails] {
+				t.Errorf("redis_error counted %d times", n)
+			}
+			if mr.Exists("resource:Items") == fails {
+				t.Errorf("record there: %v, want %v", !fails, fails)
+			}
+		})
+	}
+}
+
+// A Redis command cut by the end of the caller's ctx fails the refill right
+// there: the error names the command and wraps the ctx's cause and the
+// command's error; it is not a Redis failure.
+func TestCommandCutByContextFailsThere(t *testing.T) {
+	_, rdb := newMiniredis(t)
+	m := &recordedMetrics{}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	rdb.AddHook(&cancelThenFail{match: isScript(fetchScript), cancel: cancel})
+	c := mustNew(t, "Items", rdb, LoaderFunc[string, item](staticData(twoItems)), WithMetrics(m))
+	err := c.Refill(ctx)
+	var e *Error
+	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrRedis) || !errors.As(err, &e) || e.Op != "fetch script" ||
+		!strings.Contains(err.Error(), "i/o timeout") {
+		t.Errorf("Refill = %v, want the fetch script's error wrapping context.Canceled, not ErrRedis", err)
+	}
+	if n := m.get("Items", StatusRedisError); n != 0 {
+		t.Errorf("redis_error counted %d times for the caller's ctx", n)
+	}
+}
+
+// cancelThenFail ends the caller's ctx as the first matching command runs,
+// and fails the command as a timed-out read would.
+type cancelThenFail struct {
+	match  func(redis.Cmder) bool
+	cancel context.CancelFunc
+}
+
+func (h *cancelThenFail) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *cancelThenFail) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.match(cmd) {
+			h.cancel()
+			cmd.SetErr(errors.New("read tcp: i/o timeout"))
+			return cmd.Err()
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *cancelThenFail) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }

@@ -62,10 +62,9 @@ func (c *coverMap) covering(ps []token.Position) []testInfo {
 				before = &c.Blocks[i]
 			}
 		}
-		// A case expression lies between blocks: the tests that reach the
-		// switch above it evaluate it. (Blocks hold only the statements that
-		// ran, so this is a block some test ran.)
-		if !found && before != nil && before.EL >= p.Line-30 {
+		// A position between blocks (the header of an if, a for or a switch
+		// that begins a block of its own) runs with the block before it.
+		if !found && before != nil {
 			for _, t := range before.Tests {
 				set[t] = true
 			}
@@ -87,6 +86,9 @@ func within(p token.Position, b block) bool {
 	return after && before
 }
 
+// coverMapVersion changes when the cached map's meaning does.
+const coverMapVersion = "2: blocks that no test ran are kept\n"
+
 // sourceHash identifies the package's Go files (tests included) and module.
 func sourceHash(dir string) (string, error) {
 	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
@@ -96,6 +98,7 @@ func sourceHash(dir string) (string, error) {
 	names = append(names, filepath.Join(dir, "go.mod"), filepath.Join(dir, "go.sum"))
 	sort.Strings(names)
 	h := sha256.New()
+	h.Write([]byte(coverMapVersion))
 	for _, n := range names {
 		b, err := os.ReadFile(n)
 		if err != nil && !os.IsNotExist(err) {
@@ -186,9 +189,6 @@ func readProfile(path string, test int, c *coverMap, index map[string]int) error
 		if colon < 0 || len(fields) != 3 {
 			continue
 		}
-		if fields[2] == "0" {
-			continue
-		}
 		var b block
 		b.File = baseName(line[:colon])
 		if _, err := fmt.Sscanf(fields[0], "%d.%d,%d.%d", &b.SL, &b.SC, &b.EL, &b.EC); err != nil {
@@ -200,6 +200,9 @@ func readProfile(path string, test int, c *coverMap, index map[string]int) error
 			i = len(c.Blocks)
 			index[key] = i
 			c.Blocks = append(c.Blocks, b)
+		}
+		if fields[2] == "0" {
+			continue // known, not run by this test
 		}
 		if n := len(c.Blocks[i].Tests); n == 0 || c.Blocks[i].Tests[n-1] != test {
 			c.Blocks[i].Tests = append(c.Blocks[i].Tests, test)
