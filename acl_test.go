@@ -81,9 +81,14 @@ func TestACLRuleOfREADME(t *testing.T) {
 	})
 	reg := new(Registry)
 	logs := &logBuffer{}
-	// c listens for push notifications, as every Cache does by default.
-	c := mustNewListening(t, name, user, source, WithRegistry(reg), WithReloadTTL(time.Hour),
+	// c does not listen: the steps below change its record behind its back,
+	// and a reload started by a notification would race with theirs. l
+	// listens for push notifications, as every Cache does by default, on a
+	// record of its own.
+	c := mustNew(t, name, user, source, WithRegistry(reg), WithReloadTTL(time.Hour),
 		WithRefillLockTTL(2*time.Second), WithLogger(logs.logger()))
+	l := mustNewListening(t, name, user, source, WithSuffix("push"), WithRegistry(nil), WithReloadTTL(time.Hour),
+		WithLogger(logs.logger()))
 	record := func(data string) string {
 		return fmt.Sprintf(`{"data": %s, "timestamp": %.6f}`, data, float64(time.Now().UnixMicro())/1e6)
 	}
@@ -108,7 +113,10 @@ func TestACLRuleOfREADME(t *testing.T) {
 		{"first Get: a missing record refilled under the lock", func() error { return want("one") }},
 		{"listening for writes (push notifications)", func() error {
 			deadline := time.Now().Add(10 * time.Second)
-			for !c.Health().PushConnected {
+			if _, err := l.Get(ctx, "a"); err != nil {
+				return err
+			}
+			for !l.Health().PushConnected {
 				if time.Now().After(deadline) {
 					return fmt.Errorf("not listening after 10s; log:\n%s", logs)
 				}
@@ -185,12 +193,12 @@ func TestACLRuleOfREADME(t *testing.T) {
 		{"a write by another process, announced to the listening cache", func() error {
 			writer := mustNew(t, name, user, LoaderFunc[string, string](func(context.Context) (map[string]string, error) {
 				return map[string]string{"a": "pushed"}, nil
-			}))
+			}), WithSuffix("push"))
 			if err := writer.Refill(ctx); err != nil {
 				return err
 			}
 			deadline := time.Now().Add(10 * time.Second)
-			for got, _ := c.Get(ctx, "a"); got != "pushed"; got, _ = c.Get(ctx, "a") {
+			for got, _ := l.Get(ctx, "a"); got != "pushed"; got, _ = l.Get(ctx, "a") {
 				if time.Now().After(deadline) {
 					return fmt.Errorf("the listening cache serves %q 10s after the write, want pushed", got)
 				}
