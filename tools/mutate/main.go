@@ -42,9 +42,12 @@ import (
 
 // dataPath are the files mutated by default: the snapshot state machine,
 // refill policy, the record's Redis commands, the loader call, the guards,
-// the registry, options, value-type checks and errors.
+// the registry, options, value-type checks and errors, then the record's
+// codec and its decoder (thousands of mutants: -sample N bounds a run).
 var dataPath = []string{"cache.go", "refill.go", "record.go", "loader.go", "validate.go",
-	"registry.go", "options.go", "valuetype.go", "errors.go"}
+	"registry.go", "options.go", "valuetype.go", "errors.go",
+	"codec.go", "snapshot.go", "decode.go", "decode_any.go", "decode_data.go", "decode_number.go",
+	"decode_plan.go", "decode_quoted.go", "decode_scan.go", "decode_strings.go", "decode_struct.go"}
 
 var verbose, keep bool
 
