@@ -380,3 +380,36 @@ func TestWatchdogStopsOnLostLock(t *testing.T) {
 		t.Errorf("lock = %q, want the other process's", got)
 	}
 }
+
+// A record that is gone is not data to take, even for a codec that reads
+// an empty string as an empty dataset: a process that found the record
+// malformed and waits for another's lock, and sees the record deleted
+// meanwhile, loads its source once the lock is free.
+func TestWaiterNeverTakesAMissingRecord(t *testing.T) {
+	mr, rdb := newMiniredis(t)
+	mr.Set("resource:Items", `{"data": {"a": 1,,}, "timestamp": 1764087331.5}`)
+	mr.Set("lock:Items", "another process")
+	rdb.AddHook(&afterCommand{match: isCommand("set", "lock:Items"), then: func() {
+		// The holder deletes the record and releases its lock.
+		mr.Del("resource:Items")
+		mr.Del("lock:Items")
+	}})
+	l := newCountingLoader[string, item](staticData(twoItems))
+	c := mustNew(t, "Items", rdb, l, WithRefillLockTTL(time.Second), WithAllowEmpty(),
+		WithCodec[string, item](emptyIsEmptyCodec{}))
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if v, err := c.Get(ctx, "a"); err != nil || v.Name != "one" || l.calls.Load() != 1 {
+		t.Errorf("Get = %+v, %v after %d source loads, want the source's data", v, err, l.calls.Load())
+	}
+}
+
+// emptyIsEmptyCodec reads an empty string as an empty dataset.
+type emptyIsEmptyCodec struct{ JSONCodec[string, item] }
+
+func (c emptyIsEmptyCodec) Decode(b []byte) (Record[string, item], error) {
+	if len(b) == 0 {
+		return Record[string, item]{Timestamp: time.Now()}, nil
+	}
+	return c.JSONCodec.Decode(b)
+}

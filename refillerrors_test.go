@@ -59,7 +59,11 @@ func TestRefillStepFailures(t *testing.T) {
 			rdb.AddHook(tc.fail)
 			l := newCountingLoader[string, item](staticData(twoItems))
 			c := mustNew(t, "Items", rdb, l, WithRefillLockTTL(time.Second))
-			err := c.Refill(t.Context())
+			// Bounded: where the failure is lost, the refill would wait for
+			// the other holder's lock (which never expires) for ever.
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			err := c.Refill(ctx)
 			var e *Error
 			if !errors.Is(err, ErrRedis) || !errors.As(err, &e) || e.Op != tc.op || e.Key != tc.key {
 				t.Errorf("Refill = %v, want ErrRedis from %s %s", err, tc.op, tc.key)

@@ -99,7 +99,7 @@ func runMutantOnce(bin, dir string, m *Mutant, batches [][]testInfo, attempt int
 		if res.err == nil {
 			continue
 		}
-		if !res.timeout && !confirmKill(bin, dir, m, res.out) {
+		if !res.timeout && !confirmKill(bin, dir, m, res.out, limit) {
 			if attempt < 1 {
 				// The failure was not the mutant's: a timing test failed on a
 				// loaded machine. Run the mutant's tests once more.
@@ -117,14 +117,16 @@ func runMutantOnce(bin, dir string, m *Mutant, batches [][]testInfo, attempt int
 }
 
 // confirmKill runs the test that failed first again, alone: a failure that
-// is the mutant's repeats.
-func confirmKill(bin, dir string, m *Mutant, out []byte) bool {
+// is the mutant's repeats. It gets the batch's time limit: a mutant that
+// makes the test hang when run alone is caught as well (a timeout), without
+// waiting minutes for it.
+func confirmKill(bin, dir string, m *Mutant, out []byte, limit time.Duration) bool {
 	f := failLines.FindSubmatch(out)
 	if f == nil {
 		return true // a panic or a build failure, not a test's verdict
 	}
-	res := runTests(bin, dir, []string{"-test.run", "^" + string(f[1]) + "$", "-test.count=1", "-test.timeout=5m"},
-		[]string{fmt.Sprintf("%s=%d", mutantEnv, m.ID)}, 6*time.Minute)
+	res := runTests(bin, dir, []string{"-test.run", "^" + string(f[1]) + "$", "-test.count=1", "-test.timeout=" + limit.String()},
+		[]string{fmt.Sprintf("%s=%d", mutantEnv, m.ID)}, limit+20*time.Second)
 	return res.err != nil
 }
 
