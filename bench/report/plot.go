@@ -20,8 +20,8 @@ func plot(reloads []reload) string {
 	}
 	all := []series{
 		{"Python kiwi-cache 0.4.5", "#d62728", "", func(r reload) float64 { return r.pyNS }},
-		{"Go kiwicache", "#1f77b4", "", func(r reload) float64 { return r.goNS }},
-		{"Go, record by GET", "#2ca02c", "2,3", func(r reload) float64 { return r.goGetNS }},
+		{"Go kiwicache, one round trip", "#1f77b4", "", func(r reload) float64 { return r.goNS }},
+		{"Go kiwicache, polled", "#2ca02c", "2,3", func(r reload) float64 { return r.polledNS }},
 		{"bare GET (the floor)", "#7f7f7f", "5,4", func(r reload) float64 { return r.getNS }},
 	}
 	// The axes span whole decades around the data.
