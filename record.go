@@ -124,8 +124,6 @@ func (r *recordStore) fetch(ctx context.Context, known recordID) (fetchResult, e
 		return fetchResult{}, err
 	case len(b) == 0: // replaced by nothing or another type since the script ran
 		return r.fetch(ctx, known)
-	case r.maxSize > 0 && len(b) > r.maxSize: // it grew past the maximum since the script ran
-		return fetchResult{id: recordID{size: int64(len(b))}}, r.tooLarge(ctx, "GETRANGE", int64(len(b)))
 	}
 	return fetchResult{id: idOf(b), b: b}, nil
 }
@@ -143,18 +141,18 @@ func (r *recordStore) read(ctx context.Context, known recordID) (fetchResult, er
 		return fetchResult{}, err
 	case len(b) == 0:
 		return r.fetch(ctx, known)
-	case r.maxSize > 0 && len(b) > r.maxSize:
-		return fetchResult{id: recordID{size: int64(len(b))}}, r.tooLarge(ctx, "GETRANGE", int64(len(b)))
 	}
-	if id := idOf(b); r.stamped && id == known {
+	id := idOf(b)
+	if r.stamped && id == known {
 		return fetchResult{id: id}, nil
 	}
-	return fetchResult{id: idOf(b), b: b}, nil
+	return fetchResult{id: id, b: b}, nil
 }
 
-// getRange reads the record, at most the maximum size plus one byte (so
-// that a record over it is seen, without reading all of it). No record and
-// a key of another type read as nothing.
+// getRange reads the record, at most the maximum size plus one byte, so
+// that the size checked is the size of what was read, and a record over it
+// is an error without being read whole. No record and a key of another type
+// read as nothing.
 func (r *recordStore) getRange(ctx context.Context) ([]byte, error) {
 	end := int64(-1)
 	if r.maxSize > 0 {
@@ -166,6 +164,8 @@ func (r *recordStore) getRange(ctx context.Context) ([]byte, error) {
 		return nil, nil
 	case err != nil:
 		return nil, r.redisError(ctx, "kiwicache.load_failed", "GETRANGE", r.key, err)
+	case r.maxSize > 0 && len(b) > r.maxSize: // over it, or grown past it since the script looked
+		return nil, r.tooLarge(ctx, "GETRANGE", int64(len(b)))
 	}
 	return b, nil
 }
