@@ -10,8 +10,8 @@ import (
 // logarithmic: Go, Python and a bare GET of the record, from the medians.
 func plot(reloads []reload) string {
 	const (
-		width, height = 720, 440
-		left, right   = 80, 170
+		width, height = 760, 440
+		left, right   = 80, 210
 		top, bottom   = 40, 60
 	)
 	type series struct {
@@ -53,7 +53,7 @@ func plot(reloads []reload) string {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", width, height)
 	fmt.Fprintf(&b, `<text x="%d" y="22" font-size="15" font-weight="bold">Reload of a changed record: time against size (log-log, medians)</text>`+"\n", left)
-	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" fill="#555">labels: items, and Go kiwicache's speed over Python's (Cache.Reload)</text>`+"\n", left, height-8)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" fill="#555">labels: items, and Go kiwicache's speed over Python's (one round trip)</text>`+"\n", left, height-8)
 	// Grid and ticks, one per decade.
 	for e := x0; e <= x1; e++ {
 		x := px(math.Pow(10, e))
