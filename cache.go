@@ -468,8 +468,8 @@ func (c *Cache[K, V]) reloadWithAttempts(ctx context.Context, mode readMode) err
 }
 
 // reload reads the record and serves it; when it is missing or unusable, it
-// refills it. A record that is still the one served is not read again (see
-// recordID) unless mode is readWhole.
+// refills it. A record that is still the one served (see recordID) is not
+// decoded again unless mode is readWhole, nor even read by checkTail.
 func (c *Cache[K, V]) reload(ctx context.Context, mode readMode) error {
 	known := recordID{size: unknownID}
 	if s := c.snap.Load(); s != nil && mode != readWhole {
@@ -485,8 +485,12 @@ func (c *Cache[K, V]) reload(ctx context.Context, mode readMode) error {
 	}
 	if f.unchanged(known) {
 		c.checkedAt.Store(time.Now().UnixNano())
+		if mode == readNew {
+			c.push.sameReads.Add(1)
+		}
 		return nil
 	}
+	c.push.sameReads.Store(0)
 	var unusable error // why a record that exists cannot be served
 	switch {
 	case f.b != nil:

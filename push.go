@@ -103,7 +103,19 @@ type pushState struct {
 	// not started: a burst of notifications schedules one reload.
 	pending atomic.Bool
 	last    atomic.Int64 // when the latest notification arrived, Unix ns; 0: none
+	// sameReads counts the reads after a notification of a write, in a row,
+	// that found the record served: from maxSameReads on, the notifications
+	// are taken for EXPIREs (every failed load keeps the record alive so,
+	// and client tracking announces it as a write), and the record's length
+	// and tail are looked at first. A reload that finds a new record resets it.
+	sameReads atomic.Int32
 }
+
+// maxSameReads is how many reads after a notification may find the served
+// record in a row before the next notification looks at its length and tail
+// first. Two, not one: the process that wrote a record reads it after its own
+// notification, which says nothing about the next notification.
+const maxSameReads = 2
 
 // startPush subscribes the Cache to notifications of writes of its record,
 // unless WithoutPush. It does no I/O: the subscription connects in the
@@ -153,7 +165,7 @@ func (c *Cache[K, V]) reloadSoon(written bool) {
 		return
 	}
 	mode := checkTail
-	if written && s.size() <= notifiedReadLimit {
+	if written && s.size() <= notifiedReadLimit && c.push.sameReads.Load() < maxSameReads {
 		mode = readNew
 	}
 	time.AfterFunc(randomDuration(c.cfg.push.spreadWindow(s.size())), func() { c.reloadAfterNotification(mode) })
@@ -179,7 +191,8 @@ func (c *Cache[K, V]) reloadAfterNotification(mode readMode) {
 // round trip saved is a sixth of a 100 KB record's reload. Client tracking
 // cannot tell a write from an EXPIRE (a record prolonged while the source
 // fails), after which the record is read for nothing: a larger one, whose
-// reload a round trip hardly changes, is looked at first.
+// reload a round trip hardly changes, is looked at first, and so is any after
+// maxSameReads reads in a row that found the served record.
 const notifiedReadLimit = 1 << 20
 
 // pushHealth reports, for Health, whether the Cache is listening and when
