@@ -275,8 +275,9 @@ func noData(err error) error {
 	return &kindError{kind: ErrNoData, note: ErrNoData.Error(), err: err}
 }
 
-// Reload reads the whole record from Redis in one round trip and serves it,
-// refilling it from the source when it is missing or unusable. Unlike the
+// Reload reads the whole record from Redis in one round trip (a second tells
+// no record from another type or an empty string) and serves it, refilling
+// it from the source when it is missing or unusable. Unlike the
 // periodic reloads, which read only the record's length and tail while they
 // match the served record's, Reload reads the record even when its tail is
 // unchanged (a record changed in place). If a reload is already running,
