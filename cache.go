@@ -80,9 +80,12 @@ type readMode int
 
 const (
 	// checkTail reads the record's length and tail first, and the record only
-	// when they differ from the served one's.
+	// when they differ from the served one's (a periodic reload).
 	checkTail readMode = iota
-	// readWhole always reads the whole record (Reload).
+	// readNew reads the record in one round trip, and decodes it unless it is
+	// the served one (after a notification of a write).
+	readNew
+	// readWhole reads and decodes the record, whatever it is (Reload).
 	readWhole
 )
 
@@ -272,12 +275,13 @@ func noData(err error) error {
 	return &kindError{kind: ErrNoData, note: ErrNoData.Error(), err: err}
 }
 
-// Reload reads the whole record from Redis and serves it, refilling it from
-// the source when it is missing or unusable. Unlike the periodic reloads,
-// which read only the record's length and tail while they match the served
-// record's, Reload reads the record even when its tail is unchanged (a record
-// changed in place). If a reload is already running, Reload waits for it
-// first. On failure the old snapshot stays.
+// Reload reads the whole record from Redis in one round trip (a second tells
+// no record from another type or an empty string) and serves it, refilling
+// it from the source when it is missing or unusable. Unlike the
+// periodic reloads, which read only the record's length and tail while they
+// match the served record's, Reload reads the record even when its tail is
+// unchanged (a record changed in place). If a reload is already running,
+// Reload waits for it first. On failure the old snapshot stays.
 func (c *Cache[K, V]) Reload(ctx context.Context) error {
 	for {
 		r := c.startReload(readWhole)
@@ -465,21 +469,29 @@ func (c *Cache[K, V]) reloadWithAttempts(ctx context.Context, mode readMode) err
 }
 
 // reload reads the record and serves it; when it is missing or unusable, it
-// refills it. A record that is still the one served is not read again (see
-// recordID) unless mode is readWhole.
+// refills it. A record that is still the one served (see recordID) is not
+// decoded again unless mode is readWhole, nor even read by checkTail.
 func (c *Cache[K, V]) reload(ctx context.Context, mode readMode) error {
 	known := recordID{size: unknownID}
-	if s := c.snap.Load(); s != nil && mode == checkTail {
+	if s := c.snap.Load(); s != nil && mode != readWhole {
 		known = s.record
 	}
-	f, err := c.record.fetch(ctx, known)
+	fetch := c.record.fetch
+	if mode != checkTail {
+		fetch = c.record.read
+	}
+	f, err := fetch(ctx, known)
 	if err != nil {
 		return err
 	}
 	if f.unchanged(known) {
 		c.checkedAt.Store(time.Now().UnixNano())
+		if mode == readNew {
+			c.push.sameReads.Add(1)
+		}
 		return nil
 	}
+	c.push.sameReads.Store(0)
 	var unusable error // why a record that exists cannot be served
 	switch {
 	case f.b != nil:

@@ -88,6 +88,9 @@ func (dd *dataDecoder[K, V]) startWorkers(pieces []piece[K, V], full []byte, dep
 	share := func(p *piece[K, V]) int { return members * (p.limit - p.from) / size }
 	for range min(runtime.GOMAXPROCS(0)-1, len(pieces)-1) {
 		go func() {
+			// One decoder for all the pieces this goroutine takes: their
+			// strings share its chunks and its interned strings.
+			pd := &decoder{stop: stop}
 			for j := len(pieces) - 1; j > 0; j-- {
 				p := &pieces[j]
 				if !p.owner.CompareAndSwap(unclaimed, byWorker) {
@@ -96,7 +99,7 @@ func (dd *dataDecoder[K, V]) startWorkers(pieces []piece[K, V], full []byte, dep
 					}
 					continue
 				}
-				p.decodeApart(dd, full, depth, share(p), stop)
+				p.decodeApart(dd, pd, full, depth, share(p))
 			}
 		}()
 	}
@@ -177,15 +180,16 @@ const (
 	byWorker  // a goroutine that decodes it apart
 )
 
-// decodeApart decodes the piece into pairs, on a goroutine of its own.
-func (p *piece[K, V]) decodeApart(dd *dataDecoder[K, V], full []byte, depth, members int, stop *atomic.Bool) {
+// decodeApart decodes the piece into pairs with pd, on a goroutine of its
+// own.
+func (p *piece[K, V]) decodeApart(dd *dataDecoder[K, V], pd *decoder, full []byte, depth, members int) {
 	defer close(p.done)
 	defer func() {
 		if r := recover(); r != nil {
 			p.err = &PanicError{Value: r, Stack: debug.Stack()}
 		}
 	}()
-	pd := &decoder{b: full[:p.limit], i: p.from, depth: depth + 1, stop: stop}
+	pd.b, pd.i, pd.depth = full[:p.limit], p.from, depth+1
 	p.out = newPairSink[K, V](members, p.limit-p.from)
 	p.ended, p.err = dd.members(pd, p.out, false, true)
 	p.aligned = p.err == nil && !p.ended && p.limit < len(full)

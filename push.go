@@ -103,7 +103,19 @@ type pushState struct {
 	// not started: a burst of notifications schedules one reload.
 	pending atomic.Bool
 	last    atomic.Int64 // when the latest notification arrived, Unix ns; 0: none
+	// sameReads counts the reads after a notification of a write, in a row,
+	// that found the record served: from maxSameReads on, the notifications
+	// are taken for EXPIREs (every failed load keeps the record alive so,
+	// and client tracking announces it as a write), and the record's length
+	// and tail are looked at first. A reload that finds a new record resets it.
+	sameReads atomic.Int32
 }
+
+// maxSameReads is how many reads after a notification may find the served
+// record in a row before the next notification looks at its length and tail
+// first. Two, not one: the process that wrote a record reads it after its own
+// notification, which says nothing about the next notification.
+const maxSameReads = 2
 
 // startPush subscribes the Cache to notifications of writes of its record,
 // unless WithoutPush. It does no I/O: the subscription connects in the
@@ -129,31 +141,40 @@ func (c *Cache[K, V]) stopPush() {
 
 // notified is called when a notification says that the record may have
 // changed: it named the record, or the database was flushed. The Cache reads
-// the record soon after, at a random moment within the push spread; an
-// unchanged record costs a tail check. A Cache that has not served anything
-// yet does not: its first read loads.
+// the record soon after, at a random moment within the push spread: one of
+// up to notifiedReadLimit in one round trip, a larger one after a look at its
+// length and tail. A Cache that has not served anything yet does not: its
+// first read loads.
 func (c *Cache[K, V]) notified(at time.Time) {
 	c.push.last.Store(at.UnixNano())
-	c.reloadSoon()
+	c.reloadSoon(true)
 }
 
 // resubscribed is called when the subscription is (again) in place:
 // notifications may have been missed while it was not. The Cache reads the
-// record as after a notification.
-func (c *Cache[K, V]) resubscribed() { c.reloadSoon() }
+// record as after a notification, but looks at its length and tail first
+// (a whole fleet resubscribes after a failover, and most records have not
+// changed).
+func (c *Cache[K, V]) resubscribed() { c.reloadSoon(false) }
 
-func (c *Cache[K, V]) reloadSoon() {
+// reloadSoon schedules a reload within the push spread; written: a write was
+// announced.
+func (c *Cache[K, V]) reloadSoon(written bool) {
 	s := c.snap.Load()
 	if s == nil || !c.push.pending.CompareAndSwap(false, true) {
 		return
 	}
-	time.AfterFunc(randomDuration(c.cfg.push.spreadWindow(s.size())), c.reloadAfterNotification)
+	mode := checkTail
+	if written && s.size() <= notifiedReadLimit && c.push.sameReads.Load() < maxSameReads {
+		mode = readNew
+	}
+	time.AfterFunc(randomDuration(c.cfg.push.spreadWindow(s.size())), func() { c.reloadAfterNotification(mode) })
 }
 
 // reloadAfterNotification starts a reload. A reload that is already running
 // may have read the record before the write it was notified of: it waits for
 // that one, then starts another.
-func (c *Cache[K, V]) reloadAfterNotification() {
+func (c *Cache[K, V]) reloadAfterNotification(mode readMode) {
 	c.mu.Lock()
 	running := c.reloading
 	c.mu.Unlock()
@@ -161,8 +182,18 @@ func (c *Cache[K, V]) reloadAfterNotification() {
 		<-running.done
 	}
 	c.push.pending.Store(false)
-	c.startReload(checkTail)
+	c.startReload(mode)
 }
+
+// notifiedReadLimit is the largest served record after whose notification a
+// reload reads the record in one round trip, without a look at its length
+// and tail first: a notification mostly announces a new record, and the
+// round trip saved is a sixth of a 100 KB record's reload. Client tracking
+// cannot tell a write from an EXPIRE (a record prolonged while the source
+// fails), after which the record is read for nothing: a larger one, whose
+// reload a round trip hardly changes, is looked at first, and so is any after
+// maxSameReads reads in a row that found the served record.
+const notifiedReadLimit = 1 << 20
 
 // pushHealth reports, for Health, whether the Cache is listening and when
 // the latest notification arrived.

@@ -115,27 +115,67 @@ func (r *recordStore) fetch(ctx context.Context, known recordID) (fetchResult, e
 	if err != nil || f.b != nil || f.id.size < 0 || f.unchanged(known) {
 		return f, err
 	}
-	if r.maxSize == 0 || f.id.size <= int64(r.maxSize) {
-		end := int64(-1)
-		if r.maxSize > 0 {
-			end = int64(r.maxSize) // bytes 0..maxSize: one more than allowed
-		}
-		b, err := r.rdb.GetRange(ctx, r.key, 0, end).Bytes()
-		if err != nil {
-			return fetchResult{}, r.redisError(ctx, "kiwicache.load_failed", "GETRANGE", r.key, err)
-		}
-		if len(b) > 0 && (r.maxSize == 0 || len(b) <= r.maxSize) {
-			return fetchResult{id: idOf(b), b: b}, nil
-		}
-		if len(b) == 0 { // replaced by nothing or another type since the script ran
-			return r.fetch(ctx, known)
-		}
-		f.id.size = int64(len(b)) // it grew past the maximum since the script ran: at least this
+	if r.maxSize > 0 && f.id.size > int64(r.maxSize) {
+		return f, r.tooLarge(ctx, "fetch script", f.id.size)
 	}
-	err = &Error{Cache: r.cache, Op: "fetch script", Key: r.key,
-		Err: fmt.Errorf("%w: %d bytes or more, over the maximum %d", ErrRecordTooLarge, f.id.size, r.maxSize)}
+	b, err := r.getRange(ctx)
+	switch {
+	case err != nil:
+		return fetchResult{}, err
+	case len(b) == 0: // replaced by nothing or another type since the script ran
+		return r.fetch(ctx, known)
+	}
+	return fetchResult{id: idOf(b), b: b}, nil
+}
+
+// read reads the whole record in one round trip, without a look at its
+// length and tail first: for a reload that expects another record (after a
+// notification of a write) or wants it whole (Cache.Reload). A record whose
+// id is known is not returned: a notification of a write may have been one
+// of an EXPIRE. Nothing, another type or an empty string cost fetch's script
+// too, which tells them apart.
+func (r *recordStore) read(ctx context.Context, known recordID) (fetchResult, error) {
+	b, err := r.getRange(ctx)
+	switch {
+	case err != nil:
+		return fetchResult{}, err
+	case len(b) == 0:
+		return r.fetch(ctx, known)
+	}
+	id := idOf(b)
+	if r.stamped && id == known {
+		return fetchResult{id: id}, nil
+	}
+	return fetchResult{id: id, b: b}, nil
+}
+
+// getRange reads the record, at most the maximum size plus one byte, so
+// that the size checked is the size of what was read, and a record over it
+// is an error without being read whole. No record and a key of another type
+// read as nothing.
+func (r *recordStore) getRange(ctx context.Context) ([]byte, error) {
+	end := int64(-1)
+	if r.maxSize > 0 {
+		end = int64(r.maxSize) // bytes 0..maxSize: one more than allowed
+	}
+	b, err := r.rdb.GetRange(ctx, r.key, 0, end).Bytes()
+	switch {
+	case redis.HasErrorPrefix(err, "WRONGTYPE"):
+		return nil, nil
+	case err != nil:
+		return nil, r.redisError(ctx, "kiwicache.load_failed", "GETRANGE", r.key, err)
+	case r.maxSize > 0 && len(b) > r.maxSize: // over it, or grown past it since the script looked
+		return nil, r.tooLarge(ctx, "GETRANGE", int64(len(b)))
+	}
+	return b, nil
+}
+
+// tooLarge is the error of a record of size bytes or more, over the maximum.
+func (r *recordStore) tooLarge(ctx context.Context, op string, size int64) error {
+	err := &Error{Cache: r.cache, Op: op, Key: r.key,
+		Err: fmt.Errorf("%w: %d bytes or more, over the maximum %d", ErrRecordTooLarge, size, r.maxSize)}
 	r.log.ErrorContext(ctx, "kiwicache.record_too_large", "key", r.key, "error", err)
-	return f, err
+	return err
 }
 
 // identify returns the record's id without reading it.

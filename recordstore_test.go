@@ -212,7 +212,7 @@ func TestServerWithoutReadOnlyScripts(t *testing.T) {
 	rdb.AddHook(h)
 	c := mustNew(t, "Tiny", rdb, newCountingLoader[string, item](staticData(twoItems)))
 	for range 3 {
-		if err := c.Reload(t.Context()); err != nil {
+		if err := c.reloadWithAttempts(t.Context(), checkTail); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -426,10 +426,11 @@ func recordOfSize(n int) string {
 	return `{"data": {"a": {"name": "` + strings.Repeat("x", n-len(shell)) + `"}}, "timestamp": 1764087331.5}`
 }
 
-// A changed record of up to 16 KiB comes back in the fetch script's own
-// reply; a larger one is read with a GETRANGE after it (a script's reply
-// costs Redis several times a GET's CPU). With WithMaxRecordSize below that,
-// the limit is the maximum, and a record over it is not read at all.
+// At a periodic reload, a changed record of up to 16 KiB comes back in the
+// fetch script's own reply; a larger one is read with a GETRANGE after it (a
+// script's reply costs Redis several times a GET's CPU). With
+// WithMaxRecordSize below that, the limit is the maximum, and a record over
+// it is not read at all.
 func TestFetchReadsLargeRecordsWithGetrange(t *testing.T) {
 	for _, tc := range []struct {
 		size, max int
@@ -449,11 +450,11 @@ func TestFetchReadsLargeRecordsWithGetrange(t *testing.T) {
 				opts = append(opts, WithMaxRecordSize(tc.max))
 			}
 			c := mustNew(t, "Items", rdb, newCountingLoader[string, item](staticData(twoItems)), opts...)
-			c.Reload(t.Context()) // loads the script into Redis
+			c.reloadWithAttempts(t.Context(), checkTail) // loads the script into Redis
 			cmds := &commandLog{}
 			rdb.AddHook(cmds)
 			mr.Set("resource:Items", recordOfSize(tc.size))
-			err := c.Reload(t.Context())
+			err := c.reloadWithAttempts(t.Context(), checkTail)
 			if got := strings.Join(cmds.take(), " "); got != tc.want {
 				t.Errorf("commands %q, want %q", got, tc.want)
 			}

@@ -366,6 +366,10 @@ func run(instances, items int, period time.Duration, periods int, spread time.Du
 
 	// The floor: every instance's client GETs the record at once and
 	// discards it, no decoding: what Redis and loopback can send here.
+	before, err = readCounters(ctx, srv.Addr())
+	if err != nil {
+		return err
+	}
 	start = time.Now()
 	var getWG sync.WaitGroup
 	for _, in := range fleet {
@@ -377,8 +381,12 @@ func run(instances, items int, period time.Duration, periods int, spread time.Du
 	}
 	getWG.Wait()
 	bare := time.Since(start)
-	fmt.Printf("floor: %d concurrent bare GETs of the record took %v (%.0f MB/s from Redis)\n",
-		instances, bare.Round(time.Millisecond), float64(int64(instances)*size)/1e6/bare.Seconds())
+	after, err = readCounters(ctx, srv.Addr())
+	if err != nil {
+		return err
+	}
+	fmt.Printf("floor: %d concurrent bare GETs of the record took %v (%.0f MB/s from Redis) and %.0f ms of Redis CPU\n",
+		instances, bare.Round(time.Millisecond), float64(int64(instances)*size)/1e6/bare.Seconds(), after.minus(before).cpu*1000)
 	return nil
 }
 

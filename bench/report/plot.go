@@ -10,8 +10,8 @@ import (
 // logarithmic: Go, Python and a bare GET of the record, from the medians.
 func plot(reloads []reload) string {
 	const (
-		width, height = 720, 440
-		left, right   = 80, 170
+		width, height = 760, 440
+		left, right   = 80, 210
 		top, bottom   = 40, 60
 	)
 	type series struct {
@@ -20,8 +20,8 @@ func plot(reloads []reload) string {
 	}
 	all := []series{
 		{"Python kiwi-cache 0.4.5", "#d62728", "", func(r reload) float64 { return r.pyNS }},
-		{"Go kiwicache", "#1f77b4", "", func(r reload) float64 { return r.goNS }},
-		{"Go, record by GET", "#2ca02c", "2,3", func(r reload) float64 { return r.goGetNS }},
+		{"Go kiwicache, one round trip", "#1f77b4", "", func(r reload) float64 { return r.goNS }},
+		{"Go kiwicache, polled", "#2ca02c", "2,3", func(r reload) float64 { return r.polledNS }},
 		{"bare GET (the floor)", "#7f7f7f", "5,4", func(r reload) float64 { return r.getNS }},
 	}
 	// The axes span whole decades around the data.
@@ -53,7 +53,7 @@ func plot(reloads []reload) string {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", width, height)
 	fmt.Fprintf(&b, `<text x="%d" y="22" font-size="15" font-weight="bold">Reload of a changed record: time against size (log-log, medians)</text>`+"\n", left)
-	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" fill="#555">labels: items, and Go kiwicache's speed over Python's (Cache.Reload)</text>`+"\n", left, height-8)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" fill="#555">labels: items, and Go kiwicache's speed over Python's (one round trip)</text>`+"\n", left, height-8)
 	// Grid and ticks, one per decade.
 	for e := x0; e <= x1; e++ {
 		x := px(math.Pow(10, e))
