@@ -501,7 +501,9 @@ func TestWrongValueTypeIsMalformed(t *testing.T) {
 func TestPanickingCodecIsContained(t *testing.T) {
 	mr, rdb := newMiniredis(t)
 	mr.Set("resource:Items", "anything")
-	c := mustNew(t, "Items", rdb, LoaderFunc[string, item](staticData(twoItems)), WithCodec[string, item](panicCodec{}))
+	logs := &logBuffer{}
+	c := mustNew(t, "Items", rdb, LoaderFunc[string, item](staticData(twoItems)), WithCodec[string, item](panicCodec{}),
+		WithLogger(logs.logger()))
 	var p *PanicError
 	if _, err := c.Get(t.Context(), "a"); !errors.Is(err, ErrNoData) || !errors.Is(err, ErrLoadFailed) || !errors.As(err, &p) {
 		t.Errorf("Get = %v; want ErrNoData, ErrLoadFailed and a *PanicError", err)
@@ -512,6 +514,12 @@ func TestPanickingCodecIsContained(t *testing.T) {
 	}
 	if got, _ := mr.Get("resource:Items"); got != "anything" {
 		t.Errorf("record = %q, want it untouched", got)
+	}
+	// Both panics are logged with their stacks, the one of Decode and the
+	// one of Encode.
+	if n := strings.Count(logs.String(), `"msg":"kiwicache.codec_panicked"`); n < 2 ||
+		!strings.Contains(logs.String(), `"panic":"encode"`) || !strings.Contains(logs.String(), `"panic":"decode"`) {
+		t.Errorf("codec_panicked logged %d times, want the panics of Decode and Encode:\n%s", n, logs.String())
 	}
 }
 

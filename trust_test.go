@@ -819,14 +819,22 @@ func TestLostLockWritesWhereNoRecord(t *testing.T) {
 }
 
 // Source keys that would merge when written (invalid UTF-8 becomes U+FFFD)
-// are a load error, not a silently smaller dataset.
+// are a load error, not a silently smaller dataset: counted as load_error,
+// logged, and nothing is written.
 func TestMergingKeysAreRefused(t *testing.T) {
-	_, rdb := newMiniredis(t)
+	mr, rdb := newMiniredis(t)
+	m, logs := &recordedMetrics{}, &logBuffer{}
 	c := mustNew(t, "Items", rdb, LoaderFunc[string, item](staticData(map[string]item{
 		"\xff": {Name: "one"}, "\xfe": {Name: "two"}, "ok": {Name: "three"},
-	})))
+	})), WithMetrics(m), WithLogger(logs.logger()))
 	if err := c.Refill(t.Context()); !errors.Is(err, ErrLoadFailed) || !strings.Contains(err.Error(), "1 of the source's 3 keys") {
 		t.Errorf("Refill = %v, want a load error about merged keys", err)
+	}
+	if n := m.get("Items", StatusLoadError); n != 1 || !logs.has("ERROR", "kiwicache.source_exception") {
+		t.Errorf("load_error counted %d times, logged: %v; want once, logged", n, logs.has("ERROR", "kiwicache.source_exception"))
+	}
+	if mr.Exists("resource:Items") {
+		t.Error("a record was written")
 	}
 }
 
