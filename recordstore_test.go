@@ -70,13 +70,14 @@ func TestMaxRecordSizeBoundaryOnRead(t *testing.T) {
 }
 
 // Source data that encodes to exactly WithMaxRecordSize bytes is written; one
-// byte over is a load error.
+// byte over is a load error, and so is any record under the smallest
+// maximum, 1 byte.
 func TestMaxRecordSizeBoundaryOnWrite(t *testing.T) {
 	const size = 300
 	for _, tc := range []struct {
 		max     int
 		refused bool
-	}{{size, false}, {size - 1, true}} {
+	}{{size, false}, {size - 1, true}, {1, true}} {
 		t.Run(fmt.Sprint("max ", tc.max), func(t *testing.T) {
 			mr, rdb := newMiniredis(t)
 			c := mustNew(t, "Items", rdb, LoaderFunc[string, item](staticData(twoItems)),

@@ -9,6 +9,7 @@ package kiwicache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -131,5 +132,39 @@ func TestClusterLockReadFails(t *testing.T) {
 	}
 	if m.get("Items", StatusRedisError) != 1 || !logs.has("ERROR", "kiwicache.save_failed") {
 		t.Errorf("want redis_error counted and kiwicache.save_failed logged:\n%s", logs)
+	}
+}
+
+// A load that lost its lock, and finds a record written meanwhile, serves
+// that record at once, as the other processes do. If reading it fails,
+// Refill says so (ErrNotWritten and the Redis error) and the snapshot served
+// stays the one from before.
+func TestLostLockServesTheRecordKept(t *testing.T) {
+	for _, readFails := range []bool{false, true} {
+		t.Run(fmt.Sprintf("read fails %v", readFails), func(t *testing.T) {
+			mr, rdb := newMiniredis(t)
+			mr.Set("resource:Items", tinyRecord)
+			l := newCountingLoader[string, item](staticData(twoItems))
+			c := mustNew(t, "Items", rdb, l)
+			if v := must(c.Get(t.Context(), "k0")); v.Name != "item-0" {
+				t.Fatalf("Get = %+v", v)
+			}
+			if readFails {
+				// The third fetch: after the refill's look at the record and
+				// its look again under the lock, the read of the record kept.
+				rdb.AddHook(&failNth{match: isScript(fetchScript), n: 3})
+			}
+			err := loadDuring(t, c, l, func() {
+				mr.Del("lock:Items") // the lock expired, another process wrote
+				mr.Set("resource:Items", tinyRewritten)
+			})
+			want := map[bool]string{false: "item-X", true: "item-0"}[readFails]
+			if v := must(c.Get(t.Context(), "k0")); v.Name != want {
+				t.Errorf("Get = %+v, want %s", v, want)
+			}
+			if !errors.Is(err, ErrNotWritten) || errors.Is(err, ErrRedis) != readFails {
+				t.Errorf("Refill = %v, want ErrNotWritten (and ErrRedis: %v)", err, readFails)
+			}
+		})
 	}
 }
