@@ -413,3 +413,20 @@ func (c emptyIsEmptyCodec) Decode(b []byte) (Record[string, item], error) {
 	}
 	return c.JSONCodec.Decode(b)
 }
+
+// The write-back after a failed load restores any snapshot this process
+// may serve: one item is data too.
+func TestWriteBackOfOneItem(t *testing.T) {
+	mr, rdb := newMiniredis(t)
+	l := newCountingLoader[string, item](staticData(map[string]item{"a": {Name: "only"}}))
+	c := mustNew(t, "Items", rdb, l)
+	must(c.Snapshot(t.Context()))
+	mr.Del("resource:Items")
+	l.set(func(context.Context) (map[string]item, error) { return nil, errors.New("source down") })
+	if err := c.Refill(t.Context()); !errors.Is(err, ErrLoadFailed) {
+		t.Fatalf("Refill = %v, want ErrLoadFailed", err)
+	}
+	if got, _ := mr.Get("resource:Items"); !strings.Contains(got, `"only"`) {
+		t.Errorf("record = %q, want the one-item snapshot written back", got)
+	}
+}
