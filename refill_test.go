@@ -430,3 +430,54 @@ func TestWriteBackOfOneItem(t *testing.T) {
 		t.Errorf("record = %q, want the one-item snapshot written back", got)
 	}
 }
+
+// Refill returns only once its lock's watchdog has stopped: no extension of
+// the lock is still running when Refill returns (it would run after the
+// lock's release, and find it lost).
+func TestRefillStopsItsWatchdog(t *testing.T) {
+	_, rdb := newMiniredis(t)
+	extending := make(chan struct{}, 1)
+	var ended atomic.Bool
+	rdb.AddHook(&instead{match: isScript(extendLockScript), do: func(ctx context.Context) error {
+		select {
+		case extending <- struct{}{}:
+		default:
+		}
+		<-ctx.Done() // the watchdog is stopped
+		time.Sleep(100 * time.Millisecond)
+		ended.Store(true)
+		return ctx.Err()
+	}})
+	l := newCountingLoader[string, item](func(context.Context) (map[string]item, error) {
+		<-extending // the load lasts until the watchdog extends the lock
+		return twoItems, nil
+	})
+	c := mustNew(t, "Items", rdb, l, WithRefillLockTTL(300*time.Millisecond))
+	if err := c.Refill(t.Context()); err != nil {
+		t.Fatalf("Refill = %v", err)
+	}
+	if !ended.Load() {
+		t.Error("Refill returned while its watchdog was still extending the lock")
+	}
+}
+
+// instead runs do in place of the commands that match.
+type instead struct {
+	match func(redis.Cmder) bool
+	do    func(ctx context.Context) error
+}
+
+func (h *instead) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *instead) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.match(cmd) {
+			err := h.do(ctx)
+			cmd.SetErr(err)
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *instead) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
