@@ -303,12 +303,23 @@ func TestEncodeNamedFloatsInMaps(t *testing.T) {
 			return JSONCodec[string, temperature]{}.Encode(Record[string, temperature]{
 				Data: map[string]temperature{"a": 5}, Timestamp: ts})
 		},
+		// A type that holds itself (a tree) is looked through once.
+		"recursive type": func() ([]byte, error) {
+			return JSONCodec[string, reading]{}.Encode(Record[string, reading]{
+				Data: map[string]reading{"a": {Kids: []reading{{T: 5}}}}, Timestamp: ts})
+		},
 	} {
 		b, err := encode()
 		if err != nil || !bytes.Contains(b, []byte("5.0")) || bytes.Contains(b, []byte("5,")) || bytes.Contains(b, []byte("5}")) {
 			t.Errorf("%s: %s, %v; want 5.0", name, b, err)
 		}
 	}
+}
+
+// A reading holds readings: a value type that holds itself.
+type reading struct {
+	T    temperature `json:"t"`
+	Kids []reading   `json:"kids,omitempty"`
 }
 
 // Timestamps are written from the epoch up to, not including, 2^33 seconds
