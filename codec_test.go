@@ -316,10 +316,11 @@ func TestEncodeNamedFloatsInMaps(t *testing.T) {
 	}
 }
 
-// A reading holds readings: a value type that holds itself.
+// A reading holds readings: a value type that holds itself (before the
+// named float, so that a look through its fields meets itself first).
 type reading struct {
-	T    temperature `json:"t"`
 	Kids []reading   `json:"kids,omitempty"`
+	T    temperature `json:"t"`
 }
 
 // Timestamps are written from the epoch up to, not including, 2^33 seconds
