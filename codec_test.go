@@ -138,7 +138,7 @@ func TestEncodeWritesPythonTypes(t *testing.T) {
 	b, err := JSONCodec[string, any]{}.Encode(Record[string, any]{
 		Data: map[string]any{
 			"p": priced{Price: 5, Ratio: 2, Count: 3},
-			"m": map[string]any{"f": 3.0, "i": 3, "tiny": 1e-7, "huge": 1e21, "n": Number("1.1000"),
+			"m": map[string]any{"f": 3.0, "i": 3, "tiny": 1e-7, "small": 1e-6, "huge": 1e21, "n": Number("1.1000"),
 				"big": Number("12345678901234567890"), "html": "<&>"},
 		},
 		Timestamp: ts,
@@ -148,7 +148,7 @@ func TestEncodeWritesPythonTypes(t *testing.T) {
 	}
 	s := string(b)
 	for _, want := range []string{`{"data": {`, `"price":5.0`, `"ratio":2.0`, `"count":3}`, `"f":3.0`, `"i":3`,
-		`"tiny":1e-07`, `"huge":1e+21`, `"n":1.1000`, `"big":12345678901234567890`, `"html":"<&>"`,
+		`"tiny":1e-07`, `"small":0.000001`, `"huge":1e+21`, // as encoding/json writes them `"n":1.1000`, `"big":12345678901234567890`, `"html":"<&>"`,
 		fmt.Sprintf(`, "timestamp": %d.0}`, ts.Unix())} {
 		if !strings.Contains(s, want) {
 			t.Errorf("encoded record lacks %s:\n%s", want, s)
