@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/kiwicache/kiwicache/internal/skipreport"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -158,9 +159,17 @@ func TestEncodeWritesPythonTypes(t *testing.T) {
 	if err != nil || !rec.Timestamp.Equal(ts) {
 		t.Errorf("round trip: %v, %v", rec.Timestamp, err)
 	}
-	_, err = JSONCodec[string, float64]{}.Encode(Record[string, float64]{Data: map[string]float64{"x": nanValue()}, Timestamp: ts})
-	if err == nil || !strings.Contains(err.Error(), "NaN") {
-		t.Errorf("NaN: error = %v, want one about NaN", err)
+	// NaN and the infinities have no JSON form: the error names the value.
+	for _, f := range []float64{nanValue(), math.Inf(1), math.Inf(-1)} {
+		_, err = JSONCodec[string, float64]{}.Encode(Record[string, float64]{Data: map[string]float64{"x": f}, Timestamp: ts})
+		if want := fmt.Sprintf("unsupported float value %v", f); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: error = %v, want %q", f, err, want)
+		}
+	}
+	// A nil map is an empty data object (encoding/json would write null).
+	if b, err := (JSONCodec[string, int]{}).Encode(Record[string, int]{Timestamp: ts}); err != nil ||
+		!strings.HasPrefix(string(b), `{"data": {}, "timestamp": `) {
+		t.Errorf("nil data: %s, %v", b, err)
 	}
 	if _, err := (JSONCodec[string, int]{}).Encode(Record[string, int]{Data: map[string]int{}}); err == nil {
 		t.Error("a zero timestamp was encoded")

@@ -265,6 +265,7 @@ func TestRecordStrictness(t *testing.T) {
 		`{"data": {"a": NaN}, "timestamp": 1.5}`,
 		`{"data": {"a": 1}, "timestamp": 01.5}`,
 		`{"data": {"a": 1}, "timestamp": 1.}`,
+		`{"data": {"a": 1}, "timestamp": 1e400}`, // valid JSON, no float64
 	} {
 		if _, err := (JSONCodec[string, any]{}).Decode([]byte(in)); !isMalformed(err) {
 			t.Errorf("%s: error = %v, want ErrMalformedRecord", in, err)
