@@ -53,6 +53,11 @@ func TestMaxRecordSizeBoundaryOnRead(t *testing.T) {
 			if logs.has("ERROR", "kiwicache.record_too_large") != tc.refused {
 				t.Errorf("kiwicache.record_too_large logged: %v, want %v:\n%s", !tc.refused, tc.refused, logs)
 			}
+			// What was read is never a part of the record, taken for a
+			// malformed one.
+			if strings.Contains(logs.String(), "kiwicache.malformed_cache_data") {
+				t.Errorf("a record over the maximum was read and found malformed:\n%s", logs)
+			}
 			// A periodic reload finds the served record unchanged, whatever its size.
 			if err := c.reloadWithAttempts(t.Context(), checkTail); !tc.refused && err != nil {
 				t.Errorf("periodic reload of the unchanged record = %v", err)
