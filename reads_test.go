@@ -57,3 +57,23 @@ func TestStaleReadsStartOneReload(t *testing.T) {
 		t.Errorf("50 readers of a stale snapshot sent %v, want one read-only script call", got)
 	}
 }
+
+// A snapshot installed by Refill is fresh: a snapshot that had gone stale
+// before it does not make the next read start a reload.
+func TestRefillEndsStaleness(t *testing.T) {
+	_, rdb := newMiniredis(t)
+	c := mustNew(t, "Items", rdb, newCountingLoader[string, item](staticData(twoItems)))
+	must(c.Snapshot(t.Context()))
+	c.stale.Store(true) // what the reload timer does once ReloadTTL has passed
+	c.fresh.Store(nil)
+	if err := c.Refill(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	fetches := &countCommands{match: isScript(fetchScript)}
+	rdb.AddHook(fetches)
+	c.Get(t.Context(), "absent") // the slow path: it would start a reload of a stale snapshot
+	c.Reload(t.Context())        // waits for such a reload, then reads the record whole (no fetch script)
+	if n := fetches.n.Load(); n != 0 {
+		t.Errorf("a read after Refill started a reload (%d fetch scripts)", n)
+	}
+}
