@@ -881,6 +881,9 @@ func nestSites(sites []*site) []*site {
 		}
 		return a.stmt && !b.stmt
 	})
+	for _, s := range sites {
+		s.children = nil // made again in each build round
+	}
 	var roots, stack []*site
 	for _, s := range sites {
 		for len(stack) > 0 && !(s.start >= stack[len(stack)-1].start && s.end <= stack[len(stack)-1].end) {
