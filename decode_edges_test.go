@@ -442,3 +442,19 @@ func TestDecodeTimestampOutOfRange(t *testing.T) {
 		}
 	}
 }
+
+// A record with no map is written with an empty data object, as Python
+// writes an empty dict (encoding/json would write null); a key type JSON
+// has no member names for is refused both ways.
+func TestDecodeEncodeNilDataAndKeyTypes(t *testing.T) {
+	b, err := JSONCodec[string, int]{}.Encode(Record[string, int]{Timestamp: time.Unix(1, 5e8)})
+	if err != nil || string(b) != `{"data": {}, "timestamp": 1.5}` {
+		t.Errorf("Encode of no data = %s, %v", b, err)
+	}
+	if _, err := (JSONCodec[float64, int]{}).Encode(Record[float64, int]{Timestamp: time.Unix(1, 0)}); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("Encode with float64 keys: error = %v, want ErrInvalidConfig", err)
+	}
+	if _, err := (JSONCodec[float64, int]{}).Decode([]byte(`{"data": {"1": 1}, "timestamp": 1}`)); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("Decode with float64 keys: error = %v, want ErrInvalidConfig", err)
+	}
+}
