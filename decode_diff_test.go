@@ -24,6 +24,7 @@ import (
 type diffInner struct {
 	X    int        `json:"x"`
 	Y    string     // matched case-insensitively too
+	S    string     `json:"s"` // matched by "ſ" (U+017F), of another length
 	Next *diffInner `json:"next,omitempty"`
 }
 
@@ -127,12 +128,67 @@ type diffValue struct {
 	hidden   int
 }
 
+// diffNarrow has integers, floats and booleans narrower than a word side by
+// side: decoding one must not write over its neighbours.
+type diffNarrow struct {
+	I8  int8
+	I16 int16
+	I32 int32
+	U8  uint8
+	U16 uint16
+	U32 uint32
+	F32 float32
+	B   bool
+	I8b int8
+	Arr [3]int16
+}
+
+// diffDup embeds diffDupBase twice at the same depth, through diffDupA and
+// diffDupB: its fields are ambiguous, and no member fills them.
+type diffDup struct {
+	diffDupA
+	diffDupB
+	diffTagA
+	diffTagB
+	Own int
+}
+
+// diffTagA and diffTagB have a field of the same name at the same depth:
+// the tagged one takes the member.
+type diffTagA struct{ Name int }
+
+type diffTagB struct {
+	Other int `json:"Name"`
+}
+
+type diffDupA struct{ diffDupBase }
+
+type diffDupB struct{ diffDupBase }
+
+type diffDupBase struct {
+	Dup   int `json:"dup"`
+	Plain int
+}
+
 // diffQuoted has a field with the `,string` option.
 type diffQuoted struct {
-	N int     `json:"n,string"`
-	F float64 `json:"f,string"`
-	S string  `json:"s,string"`
-	B *bool   `json:"b,string"`
+	N  int             `json:"n,string"`
+	F  float64         `json:"f,string"`
+	S  string          `json:"s,string"`
+	B  *bool           `json:"b,string"`
+	T  *diffQuotedText `json:"t,string"`
+	TV diffQuotedText  `json:"tv,string"`
+}
+
+// diffQuotedText is a string that decodes itself from text.
+type diffQuotedText string
+
+func (q *diffQuotedText) UnmarshalText(b []byte) error {
+	if string(b) == "bad" {
+		return errors.New("bad text")
+	}
+	*q = diffQuotedText("text:" + string(b))
+	return nil
 }
 
 // diffTypes decodes data into each value type with both decoders and
@@ -154,16 +210,23 @@ var diffTypes = []func(t *testing.T, data []byte){
 	diffCheck[[]byte],
 	diffCheck[[]int],
 	diffCheck[diffQuoted],
+	diffCheck[diffNarrow],
+	diffCheck[diffDup],
+	diffCheck[*struct{ diffText }],
 	diffCheck[diffInner],
 	diffCheck[time.Time],
 	diffCheck[json.RawMessage],
 	diffCheck[diffText],
 	diffCheck[*diffRaw],
 	diffCheck[map[int]float64],
+	diffCheck[map[int]any],
 	diffCheck[Number],
 	diffCheck[map[string]Number],
 	diffCheckKeys[int],
 	diffCheckKeys[uint16],
+	diffCheckKeys[int8],
+	diffCheckKeys[uint8],
+	diffCheckKeys[int32],
 	diffCheckKeys[diffText],
 }
 
@@ -181,6 +244,9 @@ func diffDecode[K comparable, V any](t *testing.T, data []byte) {
 	}
 	rec := append(append([]byte(`{"data": `), data...), `, "timestamp": 1.5}`...)
 	got, gotErr := JSONCodec[K, V]{}.Decode(rec)
+	if panicked := (*PanicError)(nil); errors.As(gotErr, &panicked) {
+		t.Fatalf("%T from %q: the decoder panicked: %v", got.Data, data, panicked.Value)
+	}
 	if !utf8.Valid(data) {
 		if gotErr == nil {
 			t.Fatalf("%T: accepted invalid UTF-8: %q", got.Data, data)
@@ -345,10 +411,41 @@ var diffSeeds = []string{
 	`{"a": {"n": "x"}}`,
 	`{"a": {"n": null, "b": null}}`,
 	`{"a": {"b": "null"}}`,
-	`{"a": {"f": "+0"}, "b": {"f": "0x1p-2"}, "c": {"f": "-Inf"}, "d": {"n": "0x10"}, "e": {"n": " 1"}}`,
-	`{"a": {"s": "\"\\'\""}, "b": {"s": "abc"}, "c": {"s": "\"\\ud800\""}, "d": {"b": "nope"}, "e": {"b": "t"}}`,
-	`{"a": {"n": [1]}, "b": {"n": ""}, "c": {"f": "1e400"}, "d": {"s": "\"a\" "}, "e": {"b": "false"}}`,
+	`{"a": {"f": "+0"}}`, `{"a": {"f": "0x1p-2"}}`, `{"a": {"f": "-Inf"}}`, `{"a": {"n": "0x10"}}`, `{"a": {"n": " 1"}}`,
+	`{"a": {"s": "\"\\'\""}}`, `{"a": {"s": "abc"}}`, `{"a": {"s": "\"\\ud800\""}}`, `{"a": {"b": "nope"}}`, `{"a": {"b": "t"}}`,
+	`{"a": {"n": [1]}}`, `{"a": {"n": ""}}`, `{"a": {"f": "1e400"}}`, `{"a": {"s": "\"a\" "}}`, `{"a": {"b": "false"}}`,
 	`{"1": {}, "-1": 1, "x": "y", "65535": [1], "65536": null}`,
+	`{"127": 1, "-128": 2}`, `{"255": 3, "0": 4}`, `{"+1": 1}`, `{"-0": 1}`, `{"128": 1}`, `{"-129": 1}`, `{"256": 1}`, `{"-1": 1}`,
+	`{"65535": 1}`, `{"65536": 1}`, `{"2147483647": 1, "-2147483648": 2}`, `{"2147483648": 1}`, `{"-2147483649": 1}`,
+	`{"01": 1}`, `{"+1": 1}`, `{"1.0": 1}`, `{"": 1}`, `{"99999999999999999999": 1}`,
+	`{"a": {"I8b": -1, "B": true, "F32": 1.5, "U32": 4294967295, "U16": 65535, "U8": 255, "I32": -2147483648, "I16": -32768, "I8": -128}}`,
+	`{"a": {"I8b": 127, "B": true, "F32": -2.5, "U32": 1, "U16": 2, "U8": 3, "I32": 4, "I16": 5, "I8": 6, "Arr": [-1, 32767, -32768]}}`,
+	`{"a": {"I8": 128}}`, `{"a": {"I8": -129}}`, `{"a": {"I16": 32768}}`, `{"a": {"I16": -32769}}`,
+	`{"a": {"I32": 2147483648}}`, `{"a": {"I32": -2147483649}}`, `{"a": {"U8": 256}}`, `{"a": {"U16": 65536}}`,
+	`{"a": {"U32": 4294967296}}`, `{"a": {"U8": -1}}`, `{"a": {"F32": 3.5e38}}`, `{"a": {"Arr": [1, 2, 3, 4]}}`,
+	`{"a": 256, "b": -1}`, `{"a": 65536}`, `{"a": 123456789012345678901}`, `{"a": -123456789012345678901.5}`,
+	`{"a": 1234567890.1234567}`, `{"a": 0.30000000000000004441}`, `{"a": 9007199254740993}`, `{"a": 16777217.5}`,
+	`{"a": {"b": "true", "b": "null"}}`, `{"a": {"s": "\"a\\\""}}`, `{"a": {"s": "\"a\\"}}`,
+	`{"a": {"t": "\"x\""}}`, `{"a": {"t": "x"}}`, `{"a": {"t": "null"}}`, `{"a": {"t": "\"bad\""}}`, `{"a": {"t": "\"\\u00e9\\'\""}}`,
+	`{"a": {"t": "\"x\"", "t": "null"}}`, `{"a": {"t": 5}}`, `{"a": {"t": "5"}}`,
+	`{"a": {"tv": "\"x\""}}`, `{"a": {"tv": "x"}}`, `{"a": {"tv": "null"}}`, `{"a": {"tv": "\"bad\""}}`, `{"a": {"tv": 5}}`,
+	`{"a": {"1": 2, "-3": [4]}}`, `{"a": {x": 1}}`, `{"a": {1: 1}}`, `{"a": {"map": {x": 1}}}`, `{"a": {"map": {"x": 1 "y": 2}}}`,
+	`{"a": {"ints": [1 2]}}`, `{"a": {"strings": ["a" "b"]}}`, `{"a": {"array": [1 2]}}`, `{"a": {"inner": {"x": 1 "y": ""}}}`,
+	`{"a": {"anyMap": {x": 1}}}`, `{"a": {"unknown": {x": 1}}}`, `{"a": {"unknown": [1 2]}}`,
+	"{\"a\": [1,  2], \"b\": {\"x\":  1,  \"y\": [ 1 ,\n\t2 ]},\t\"c\":\n{}}",
+	"{\"a\": {\"int\":  1,  \"str\": \"x\",\n \"ints\": [1,  2],  \"map\": {\"k\":  1,  \"l\":\t2}}}",
+	`{"a": {"dup": 1, "Plain": 2, "Own": 3, "DUP": 4, "plain": 5, "Name": 6}}`, `{"a": {"name": 7, "Other": 8}}`,
+	`{"a": {"ſtr": "long s", "Key": 1, "ınt": 2, "İnt": 3}}`,
+	`{"a": {"s": "\"\\ud834\\udd1e\""}}`, `{"a": {"s": "\"\\ud834x\""}}`, `{"a": {"s": "\"\\ud834\\u0041\""}}`,
+	`{"a": {"s": "\"\\u00e9\\/\\b\\f\\n\\r\\t\\\\\""}}`, `{"a": {"s": "\"\\u12\""}}`, `{"a": {"s": "\"\\x\""}}`,
+	`{"a": {"s": "\"é✓\""}}`, `{"a": {"s": "\"a\\\"b\""}}`, `{"a": {"s": "\"\\ud834\""}}`, `{"a": {"s": "\"\\ud834\\ud834\""}}`,
+	`{"a": {"s": "\"\\u00\""}}`, `{"a": {"s": "\"a\tb\""}}`, `{"a": {"s": "\"\\"}}`, `{"a": {"s": "x"}}`, `{"a": {"s": "null"}}`,
+	`{"a": {"array": null, "int": 1}}`, `{"a": {"array": [1, 2], "array": null}}`,
+	`{"a": {"n": "-5"}}`, `{"a": {"n": "1.5"}}`, `{"a": {"n": "99999999999999999999"}}`, `{"a": {"f": "1e400"}}`, `{"a": {"f": "-0.5e1"}}`,
+	`{"a": {"n": "true"}}`, `{"a": {"n": "nul"}}`, `{"a": {"b": "nul"}}`, `{"a": {"s": "nul"}}`, `{"a": {"f": "x"}}`,
+	`{"a": ["s", "t", "u", "v", "w", "x", "y", "z", "0", "1", "2", "3"]}`,
+	`{"a": [` + strings.Repeat(`"s", `, 600) + `"t"], "b": [` + strings.Repeat(`"u", `, 9) + `null]}`,
+	`{"a": {"ſ": "long s", "Kelvin": 1}}`,
 	`{"a": "2026-11-25T12:00:00Z"}`,
 	`{"a": [1, 2]}`,
 	`{"a": "aGk="}`,

@@ -152,10 +152,11 @@ func uintFunc(t reflect.Type) decodeFunc {
 }
 
 // parseInt parses an integer as strconv.ParseInt(num, 10, 64) does: a
-// fraction or an exponent is not an integer.
+// fraction or an exponent is not an integer; a sign may be '+' (in a member
+// name: a JSON number has none).
 func parseInt(num []byte) (int64, bool) {
 	neg := len(num) > 0 && num[0] == '-'
-	if neg {
+	if neg || len(num) > 0 && num[0] == '+' {
 		num = num[1:]
 	}
 	u, ok := parseUint(num)

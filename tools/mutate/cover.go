@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -109,6 +110,9 @@ func within(p token.Position, b block) bool {
 	return after && before
 }
 
+// testsRun, if not empty, chooses the tests that are measured and run (-run).
+var testsRun string
+
 // coverMapVersion changes when the cached map's meaning does.
 const coverMapVersion = "2: blocks that no test ran are kept\n"
 
@@ -140,6 +144,10 @@ func loadCoverMap(dir, cacheDir, work string) (*coverMap, error) {
 	if err != nil {
 		return nil, err
 	}
+	if testsRun != "" {
+		sum := sha256.Sum256([]byte(testsRun))
+		hash += "-run" + hex.EncodeToString(sum[:4])
+	}
 	path := filepath.Join(cacheDir, "cover-"+hash+".json")
 	if b, err := os.ReadFile(path); err == nil {
 		var c coverMap
@@ -159,9 +167,14 @@ func loadCoverMap(dir, cacheDir, work string) (*coverMap, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing tests: %w", stderrOf(err))
 	}
+	runRE, err := regexp.Compile(testsRun)
+	if err != nil {
+		return nil, fmt.Errorf("-run: %w", err)
+	}
 	var names []string
 	for _, n := range strings.Fields(string(list)) {
-		if strings.HasPrefix(n, "Test") || strings.HasPrefix(n, "Example") || strings.HasPrefix(n, "Fuzz") {
+		if (strings.HasPrefix(n, "Test") || strings.HasPrefix(n, "Example") || strings.HasPrefix(n, "Fuzz")) &&
+			runRE.MatchString(n) {
 			names = append(names, n)
 		}
 	}

@@ -18,7 +18,7 @@
 //
 // Usage, from the module root (see the Makefile's mutate target):
 //
-//	go run ./tools/mutate [-dir .] [-j 1] [-match REGEXP] [-survivors] [-sample N] [-v] [FILE.go ...]
+//	go run ./tools/mutate [-dir .] [-j 1] [-match REGEXP] [-run REGEXP] [-survivors] [-sample N] [-v] [FILE.go ...]
 //
 // Mutants that change nothing observable are listed in
 // tools/mutate/equivalent.txt, each with the reason, by the key the report
@@ -66,6 +66,8 @@ func main() {
 	equivPath := flag.String("equivalent", "", "the list of equivalent mutants (default: equivalent.txt beside this tool)")
 	flag.BoolVar(&keep, "keep", false, "keep the work directory (the generated files and test binary)")
 	flag.BoolVar(&verbose, "v", false, "print every mutant as it runs, and the equivalent ones")
+	flag.StringVar(&testsRun, "run", "", "measure and run only the tests whose name matches this regexp: "+
+		"fast tests for files they cover; the score is then a lower bound")
 	flag.Parse()
 	files := flag.Args()
 	if len(files) == 0 {

@@ -330,7 +330,9 @@ func (g *generator) build(work, bin string) error {
 	}
 }
 
-var compileError = regexp.MustCompile(`(?m)^(\S+\.go):(\d+):(\d+): (.*)$`)
+// The column is left out of some errors (an operation on a constant
+// expression replaced by a typed one: -1<<(bits-1) where 1 became an int).
+var compileError = regexp.MustCompile(`(?m)^(\S+\.go):(\d+):(?:(\d+):)? (.*)$`)
 
 // blame finds the mutants whose code a compile error points into: the
 // innermost site or alternative around it, or else every mutant of the
@@ -344,12 +346,22 @@ func (g *generator) blame(out []byte, rendered map[string]string, ranges map[str
 		if m == nil {
 			continue
 		}
-		name := baseName(m[1])
+		// The compiler names the overlay's file (gen_NAME.go) for some errors.
+		name := strings.TrimPrefix(baseName(m[1]), "gen_")
 		text, ok := rendered[name]
 		if !ok {
 			continue
 		}
 		line, _ := strconv.Atoi(m[2])
+		if m[3] == "" {
+			for _, id := range innermostOnLine(text, line, ranges[name]) {
+				if !seen[id] {
+					seen[id] = true
+					blamed = append(blamed, id)
+				}
+			}
+			continue
+		}
 		col, _ := strconv.Atoi(m[3])
 		off := lineOffset(text, line) + col - 1
 		var best *outRange
@@ -373,6 +385,31 @@ func (g *generator) blame(out []byte, rendered map[string]string, ranges map[str
 		}
 	}
 	return blamed
+}
+
+// innermostOnLine returns the mutants of the sites that overlap the line and
+// hold no other site that does: for an error without a column, the build's
+// next round blames the sites around them if these were not the cause.
+func innermostOnLine(text string, line int, ranges []outRange) []*Mutant {
+	start, end := lineOffset(text, line), lineOffset(text, line+1)
+	var ids []*Mutant
+	for i, r := range ranges {
+		if r.end <= start || r.start >= end {
+			continue
+		}
+		inner := false
+		for j, o := range ranges {
+			if j != i && o.start < end && o.end > start && r.start <= o.start && o.end <= r.end &&
+				(o.start != r.start || o.end != r.end) {
+				inner = true
+				break
+			}
+		}
+		if !inner {
+			ids = append(ids, r.ids...)
+		}
+	}
+	return ids
 }
 
 func lineOffset(text string, line int) int {

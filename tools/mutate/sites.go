@@ -623,7 +623,7 @@ func (fd *finder) ident(id *ast.Ident) {
 // every use in function bodies by one mutant per replacement.
 func (fd *finder) constUse(id *ast.Ident, o *types.Const) {
 	declFile := fd.g.fset.Position(o.Pos()).Filename
-	if !fd.g.mutating[declFile] || untyped(fd.info.TypeOf(id)) {
+	if !fd.g.mutating[declFile] {
 		return
 	}
 	for _, r := range constReplacements(o.Val()) {
@@ -639,14 +639,6 @@ func (fd *finder) constUse(id *ast.Ident, o *types.Const) {
 		typ, _ := fd.typeString(fd.info.TypeOf(id))
 		fd.addAlt(fd.exprSite(id, fd.info.TypeOf(id)), m, lit(typ+"("+r+")"))
 	}
-}
-
-// untyped reports whether t is an untyped constant's type: an operand of a
-// constant expression, which a function call in its place would give a type
-// of its own (int), so that the expression no longer compiles.
-func untyped(t types.Type) bool {
-	b, ok := t.(*types.Basic)
-	return ok && b.Info()&types.IsUntyped != 0
 }
 
 // constReplacements are the values an integer constant is replaced with:
@@ -677,9 +669,6 @@ func (fd *finder) basicLit(l *ast.BasicLit) {
 		return
 	}
 	tv := fd.info.Types[l]
-	if untyped(tv.Type) {
-		return // an operand of a constant expression (-1, 1<<63): it has no type of its own to keep
-	}
 	rs := constReplacements(tv.Value)
 	if tv.Value != nil && tv.Value.Kind() == constant.Float {
 		rs = []string{"0"}
@@ -892,6 +881,9 @@ func nestSites(sites []*site) []*site {
 		}
 		return a.stmt && !b.stmt
 	})
+	for _, s := range sites {
+		s.children = nil // made again in each build round
+	}
 	var roots, stack []*site
 	for _, s := range sites {
 		for len(stack) > 0 && !(s.start >= stack[len(stack)-1].start && s.end <= stack[len(stack)-1].end) {
