@@ -149,3 +149,33 @@ func TestNotifiedReloadReadsOnce(t *testing.T) {
 		t.Errorf("served the record of %v after the notification, want the new one", ts)
 	}
 }
+
+// A key of another type at the record's name is an unusable record: a Cache
+// that serves data replaces it at most once per CacheTTL (two deploys of
+// different schemas must not take turns loading the source), and says why
+// otherwise.
+// With WithNoExpiry, the period is what the CacheTTL would be by default.
+func TestWrongTypeReplacedOncePerCacheTTL(t *testing.T) {
+	for name, opts := range map[string][]Option{"CacheTTL": nil, "WithNoExpiry": {WithNoExpiry()}} {
+		t.Run(name, func(t *testing.T) {
+			mr, rdb := newMiniredis(t)
+			mr.Set("resource:Items", stampedRecord(200, "1764087331.5"))
+			l := newCountingLoader[string, item](staticData(twoItems))
+			c := mustNew(t, "Items", rdb, l, opts...)
+			if err := c.Reload(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 2 {
+				mr.Del("resource:Items")
+				mr.HSet("resource:Items", "data", "{}")
+				err := c.reloadWithAttempts(t.Context(), checkTail)
+				if got := l.calls.Load(); got != 1 {
+					t.Errorf("hash %d at the record's name: %d loads, want 1", i+1, got)
+				}
+				if i == 1 && !errors.Is(err, ErrMalformedRecord) {
+					t.Errorf("hash %d at the record's name, within a CacheTTL of replacing one: %v, want ErrMalformedRecord", i+1, err)
+				}
+			}
+		})
+	}
+}
