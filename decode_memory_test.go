@@ -11,16 +11,8 @@ import (
 // once per snapshot, not once per item: the values share its bytes. So do
 // the strings inside an any.
 func TestRepeatedShortStringsShareOneCopy(t *testing.T) {
-	var b strings.Builder
-	b.WriteString(`{"data": {`)
-	for i := range 100 {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, `"k%d": {"name": "EUR", "tags": ["a", "b"]}`, i)
-	}
-	b.WriteString(`}, "timestamp": 1764087331.5}`)
-	rec, err := (JSONCodec[string, item]{}).Decode([]byte(b.String()))
+	data := recordOfItems(100, func(int) string { return `{"name": "EUR", "tags": ["a", "b"]}` })
+	rec, err := (JSONCodec[string, item]{}).Decode(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +25,7 @@ func TestRepeatedShortStringsShareOneCopy(t *testing.T) {
 		t.Errorf("100 equal names are %d copies, 100 equal tags %d; want one each", len(names), len(tags))
 	}
 
-	anys, err := (JSONCodec[string, map[string]any]{}).Decode([]byte(b.String()))
+	anys, err := (JSONCodec[string, map[string]any]{}).Decode(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,16 +41,7 @@ func TestRepeatedShortStringsShareOneCopy(t *testing.T) {
 // Strings are copied out of the record into shared chunks, not one
 // allocation each: decoding 1,000 distinct names costs a few allocations.
 func TestStringsShareAllocations(t *testing.T) {
-	var b strings.Builder
-	b.WriteString(`{"data": {`)
-	for i := range 1000 {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, `"k%d": {"name": "a distinct name %d"}`, i, i)
-	}
-	b.WriteString(`}, "timestamp": 1764087331.5}`)
-	rec := []byte(b.String())
+	rec := recordOfItems(1000, func(i int) string { return fmt.Sprintf(`{"name": "a distinct name %d"}`, i) })
 	allocs := testing.AllocsPerRun(20, func() {
 		if _, err := (JSONCodec[string, item]{}).Decode(rec); err != nil {
 			t.Fatal(err)
@@ -69,4 +52,19 @@ func TestStringsShareAllocations(t *testing.T) {
 	if allocs > 100 {
 		t.Errorf("decoding 1,000 items with distinct names took %.0f allocations, want the strings in shared chunks", allocs)
 	}
+}
+
+// recordOfItems is a record of n members "k0".."k<n-1>", member i's value
+// being value(i).
+func recordOfItems(n int, value func(i int) string) []byte {
+	var b strings.Builder
+	b.WriteString(`{"data": {`)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, `"k%d": %s`, i, value(i))
+	}
+	b.WriteString(`}, "timestamp": 1764087331.5}`)
+	return []byte(b.String())
 }

@@ -25,7 +25,7 @@ func TestWriteBackPublishes(t *testing.T) {
 		must(c.Snapshot(t.Context()))
 		mr.Del("resource:Items")
 		if recordThere { // another process writes between EXPIRE and SET NX
-			rdb.AddHook(&afterCommand{match: isCommand("expire", "resource:Items"), then: func() {
+			rdb.AddHook(&atCommand{match: isCommand("expire", "resource:Items"), then: func() {
 				mr.Set("resource:Items", tinyRecord)
 			}})
 		}

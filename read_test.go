@@ -76,25 +76,6 @@ func TestReloadIsOneRead(t *testing.T) {
 	}
 }
 
-// waitReload returns the commands of the reload that a notification started,
-// once it has ended.
-func waitReload(t *testing.T, c *Cache[string, item], cmds *commandLog) []string {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		cmds.mu.Lock()
-		started := len(cmds.names) > 0
-		cmds.mu.Unlock()
-		c.mu.Lock()
-		idle := c.reloading == nil
-		c.mu.Unlock()
-		if started && idle {
-			return cmds.take()
-		}
-	}
-	t.Fatal("no reload after the notification")
-	return nil
-}
-
 // After a notification of a write, a record of up to notifiedReadLimit is
 // read in one round trip; one that is still the served record (the write was
 // an EXPIRE) is not decoded again. A larger record, and every record after a
@@ -112,7 +93,7 @@ func TestNotifiedReloadReadsOnce(t *testing.T) {
 
 	mr.Set("resource:Items", stampedRecord(notifiedReadLimit, "1764087391.5"))
 	c.notified(time.Now())
-	if got := strings.Join(waitReload(t, c, cmds), " "); got != "getrange" {
+	if got := strings.Join(waitNotifiedReload(t, c, cmds), " "); got != "getrange" {
 		t.Errorf("a new record of %d bytes, notified: commands %q, want getrange", notifiedReadLimit, got)
 	}
 	if ts := c.Health().RecordTime; ts.Unix() != 1764087391 {
@@ -122,7 +103,7 @@ func TestNotifiedReloadReadsOnce(t *testing.T) {
 	loaded := c.Health().LoadedAt
 	mr.SetTTL("resource:Items", time.Hour)
 	c.notified(time.Now())
-	if got := strings.Join(waitReload(t, c, cmds), " "); got != "getrange" {
+	if got := strings.Join(waitNotifiedReload(t, c, cmds), " "); got != "getrange" {
 		t.Errorf("an EXPIRE, notified: commands %q, want getrange", got)
 	}
 	if h := c.Health(); !h.LoadedAt.Equal(loaded) {
@@ -131,7 +112,7 @@ func TestNotifiedReloadReadsOnce(t *testing.T) {
 
 	mr.Set("resource:Items", stampedRecord(200, "1764087451.5"))
 	c.resubscribed()
-	if got := waitReload(t, c, cmds); len(got) == 0 || got[0] != "evalsha_ro" {
+	if got := waitNotifiedReload(t, c, cmds); len(got) == 0 || got[0] != "evalsha_ro" {
 		t.Errorf("after a resubscription: commands %q, want the fetch script first", got)
 	}
 
@@ -142,7 +123,7 @@ func TestNotifiedReloadReadsOnce(t *testing.T) {
 	cmds.take()
 	mr.Set("resource:Items", stampedRecord(notifiedReadLimit+1, "1764087571.5"))
 	c.notified(time.Now())
-	if got := strings.Join(waitReload(t, c, cmds), " "); got != "evalsha_ro getrange" {
+	if got := strings.Join(waitNotifiedReload(t, c, cmds), " "); got != "evalsha_ro getrange" {
 		t.Errorf("a new record over %d bytes, notified: commands %q, want the fetch script, then getrange", notifiedReadLimit, got)
 	}
 	if ts := c.Health().RecordTime; ts.Unix() != 1764087571 {

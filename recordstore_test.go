@@ -497,7 +497,7 @@ func TestGetrangeReadsWhatItChecks(t *testing.T) {
 			mr, rdb := newMiniredis(t)
 			mr.Set("resource:Items", recordOfSize(size))
 			if tc.meanwhile != nil {
-				rdb.AddHook(&beforeCommand{match: isCommand("getrange", "resource:Items"), then: func() { tc.meanwhile(mr) }})
+				rdb.AddHook(&atCommand{before: true, match: isCommand("getrange", "resource:Items"), then: func() { tc.meanwhile(mr) }})
 			}
 			l := newCountingLoader[string, item](staticData(twoItems))
 			logs := &logBuffer{}

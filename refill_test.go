@@ -106,26 +106,34 @@ func TestRefillWriteFails(t *testing.T) {
 	}
 }
 
-// afterCommand runs then after the first command that match has run: another
-// process acting between two of this one's commands.
-type afterCommand struct {
-	match func(redis.Cmder) bool
-	then  func()
-	done  bool
+// atCommand runs then after the first command that match has run (before
+// it is sent, with before): another process acting between two of this
+// one's commands.
+type atCommand struct {
+	match  func(redis.Cmder) bool
+	then   func()
+	before bool
+	done   bool
 }
 
-func (h *afterCommand) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *afterCommand) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (h *atCommand) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *atCommand) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		if !h.done && h.match(cmd) {
+		run := !h.done && h.match(cmd)
+		if run {
 			h.done = true
+		}
+		if run && h.before {
+			h.then()
+		}
+		err := next(ctx, cmd)
+		if run && !h.before {
 			h.then()
 		}
 		return err
 	}
 }
-func (h *afterCommand) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (h *atCommand) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
 }
 
@@ -154,7 +162,7 @@ func TestWriteBackNeverOverwritesNewerRecord(t *testing.T) {
 				must(c.Snapshot(t.Context()))
 				newer := pyRecord("newer", fmtUnix(time.Now()))
 				if other {
-					rdb.AddHook(&afterCommand{match: isCommand(tc.check, "resource:Items"), then: func() {
+					rdb.AddHook(&atCommand{match: isCommand(tc.check, "resource:Items"), then: func() {
 						mr.Set("resource:Items", newer)
 					}})
 				}
@@ -204,34 +212,13 @@ func TestFailedLoadWithoutDataWritesNothing(t *testing.T) {
 	}
 }
 
-// beforeCommand runs then before the first command that match is sent.
-type beforeCommand struct {
-	match func(redis.Cmder) bool
-	then  func()
-	done  bool
-}
-
-func (h *beforeCommand) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *beforeCommand) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if !h.done && h.match(cmd) {
-			h.done = true
-			h.then()
-		}
-		return next(ctx, cmd)
-	}
-}
-func (h *beforeCommand) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
 // A process that found the record missing, then took the lock after another
 // process had written the record and released the lock, takes that record:
 // it does not load its source.
 func TestRefillTakesRecordWrittenBeforeItsLock(t *testing.T) {
 	mr, rdb := newMiniredis(t)
 	other := pyRecord("the other process's", fmtUnix(time.Now()))
-	rdb.AddHook(&beforeCommand{match: isCommand("set", "lock:Items"), then: func() { mr.Set("resource:Items", other) }})
+	rdb.AddHook(&atCommand{before: true, match: isCommand("set", "lock:Items"), then: func() { mr.Set("resource:Items", other) }})
 	l := newCountingLoader[string, item](staticData(twoItems))
 	c := mustNew(t, "Items", rdb, l)
 	if v := must(c.Get(t.Context(), "a")); v.Name != "the other process's" || l.calls.Load() != 0 {
@@ -389,7 +376,7 @@ func TestWaiterNeverTakesAMissingRecord(t *testing.T) {
 	mr, rdb := newMiniredis(t)
 	mr.Set("resource:Items", `{"data": {"a": 1,,}, "timestamp": 1764087331.5}`)
 	mr.Set("lock:Items", "another process")
-	rdb.AddHook(&afterCommand{match: isCommand("set", "lock:Items"), then: func() {
+	rdb.AddHook(&atCommand{match: isCommand("set", "lock:Items"), then: func() {
 		// The holder deletes the record and releases its lock.
 		mr.Del("resource:Items")
 		mr.Del("lock:Items")
