@@ -34,6 +34,11 @@ func decodeData[K comparable, V any](d *decoder, hook func([]byte, any) error) (
 type dataDecoder[K comparable, V any] struct {
 	key  keyFunc[K]
 	plan *typePlan
+
+	// spare holds the pairs of pieces already taken into the map, for the
+	// workers' next pieces: the workers then make a few slices of pairs,
+	// not one per piece.
+	spare chan []pair[K, V]
 }
 
 func (dd *dataDecoder[K, V]) decode(d *decoder) (map[K]V, error) {
@@ -46,20 +51,44 @@ func (dd *dataDecoder[K, V]) decode(d *decoder) (map[K]V, error) {
 	} else {
 		members = estimateMembers(d.b, start)
 	}
-	m := make(map[K]V, mapHint[K, V](members, size))
+	hint := mapHint[K, V](members, size)
 	if len(cuts) == 0 {
-		if _, err := dd.members(d, &memberSink[K, V]{m: m}, true, false); err != nil {
-			return nil, err
-		}
-		return m, nil
+		return dd.decodeWhole(d, make(map[K]V, hint))
 	}
 	// Once the outcome is known, stop tells the goroutines still at work to
 	// give up.
 	var stop atomic.Bool
 	defer stop.Store(true)
 	pieces := newPieces[K, V](cuts, start, len(d.b))
+	dd.spare = make(chan []pair[K, V], len(pieces))
+	// The workers first: a goroutine takes about as long to start on another
+	// core as the map takes to make.
 	dd.startWorkers(pieces, d.b, d.depth, members, size, &stop)
-	return dd.decodePieces(d, pieces, m, &stop)
+	return dd.decodeCut(d, pieces, hint, &stop)
+}
+
+// decodeCut decodes the object cut into pieces, which other goroutines may
+// be decoding too, or, if the pieces were not exactly its members (a comma
+// that was not between two members, or an error), decodes it again in one
+// pass, which finds the error.
+func (dd *dataDecoder[K, V]) decodeCut(d *decoder, pieces []piece[K, V], hint int, stop *atomic.Bool) (map[K]V, error) {
+	start, depth := d.i, d.depth
+	m := make(map[K]V, hint)
+	if dd.decodePieces(d, pieces, m) {
+		return m, nil
+	}
+	stop.Store(true)
+	clear(m)
+	d.i, d.depth = start, depth
+	return dd.decodeWhole(d, m)
+}
+
+// decodeWhole decodes the object in one pass, on this goroutine, into m.
+func (dd *dataDecoder[K, V]) decodeWhole(d *decoder, m map[K]V) (map[K]V, error) {
+	if _, err := dd.members(d, &memberSink[K, V]{m: m}, true, false); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // newPieces cuts b[start:end] at cuts: piece j starts after cuts[j-1] and
@@ -106,57 +135,105 @@ func (dd *dataDecoder[K, V]) startWorkers(pieces []piece[K, V], full []byte, dep
 }
 
 // decodePieces decodes the pieces from the first on, into m, on this
-// goroutine, and takes in those the workers decoded. Piece 0 starts at the
-// object's '{'; each piece that ends exactly at its closing comma confirms
-// the start of the next.
-func (dd *dataDecoder[K, V]) decodePieces(d *decoder, pieces []piece[K, V], m map[K]V, stop *atomic.Bool) (map[K]V, error) {
-	full, depth, start := d.b, d.depth, pieces[0].from
+// goroutine, and takes into m the pieces the workers decoded as soon as they
+// are done, from the last back, so that little is left to take in when the
+// goroutines meet. It reports whether the pieces were exactly the data
+// object's members: piece 0 starts at the object's '{', each piece ends at
+// the comma the next starts after (which confirms that the comma was
+// between two members), and the last at the object's '}'. If so, d is just
+// after the object; if not, m is to be thrown away.
+func (dd *dataDecoder[K, V]) decodePieces(d *decoder, pieces []piece[K, V], m map[K]V) bool {
+	full, depth := d.b, d.depth
+	defer func() { d.b = full }()
 	into := &memberSink[K, V]{m: m}
-	for j := range pieces {
+	last := len(pieces) - 1
+	taken := 0                // members in the pieces of workers taken into m
+	firstTaken := len(pieces) // the first of those pieces
+	end := -1                 // of the object, if a worker decoded the last piece
+	take := func(j int) bool {
 		p := &pieces[j]
-		if j == 0 || p.owner.CompareAndSwap(unclaimed, byFirst) {
-			if j == 0 {
-				p.owner.Store(byFirst)
-			}
-			d.b, d.i, d.depth = full[:p.limit], p.from, depth+1
-			if j == 0 {
-				d.depth = depth
-			}
-			ended, err := dd.members(d, into, j == 0, p.limit < len(full))
-			d.b = full
-			if err == nil && ended {
-				d.depth = depth
-				return m, nil
-			}
-			if err == nil {
-				continue // aligned at the next piece's start
-			}
-			// An error, or a value that runs past the piece's end: decode
-			// the rest here, in full, from this confirmed start.
-			stop.Store(true)
-			d.i, d.depth = p.from, depth+1
-			if j == 0 {
-				d.depth = depth
-			}
-			_, err = dd.members(d, into, j == 0, false)
-			return m, err
+		if p.err != nil || p.ended != (j == last) || j < last && !p.aligned {
+			return false
 		}
-		<-p.done
-		if !p.aligned && !(p.ended && p.err == nil) {
-			stop.Store(true)
-			d.i, d.depth = p.from, depth+1
-			_, err := dd.members(d, into, false, false)
-			return m, err
+		taken += p.out.drainInto(m)
+		firstTaken = min(firstTaken, j)
+		if j == last {
+			end = p.end
 		}
-		p.out.drainInto(m) // in record order: the last value of a key wins, as in Python
-		p.out = nil
-		if p.ended {
-			d.i, d.depth = p.end, depth
-			return m, nil
+		return true
+	}
+	back := len(pieces) // pieces[back:] are taken into m
+	for j := 0; j < back; j++ {
+		p := &pieces[j]
+		if j > 0 && !p.owner.CompareAndSwap(unclaimed, byFirst) {
+			<-p.done // this piece and the ones after it are the workers'
+			if !take(j) {
+				return false
+			}
+			continue
+		}
+		d.b, d.i, d.depth = full[:p.limit], p.from, depth+1
+		if j == 0 {
+			d.depth = depth
+		}
+		ended, err := dd.members(d, into, j == 0, j < last)
+		if err != nil || ended != (j == last) {
+			return false
+		}
+		for back > j+1 && pieces[back-1].owner.Load() == byWorker && isClosed(pieces[back-1].done) {
+			back--
+			if !take(back) {
+				return false
+			}
+			dd.reuse(&pieces[back])
 		}
 	}
-	// The last piece reads to the end of the record: it ends or fails.
-	return nil, errorf("the data object at byte %d does not end", start)
+	if into.n+taken != len(m) {
+		// A member name more than once: the pieces of workers, taken
+		// out of order, may have left a value that is not the last.
+		// Taken again in order, they leave the last, as in Python; those
+		// whose pairs went to another piece are decoded again.
+		for j := firstTaken; j <= last; j++ {
+			p := &pieces[j]
+			if p.out != nil {
+				p.out.drainInto(m)
+				continue
+			}
+			d.b, d.i, d.depth = full[:p.limit], p.from, depth+1
+			if _, err := dd.members(d, into, false, j < last); err != nil {
+				return false
+			}
+		}
+	}
+	if end >= 0 {
+		d.i, d.depth = end, depth
+	}
+	return true
+}
+
+// reuse gives the pairs of p, taken into the map, to the workers' next
+// pieces. A piece whose pairs were moved into a map of their own keeps it:
+// that map is small, and taking it in again costs less than decoding the
+// piece again.
+func (dd *dataDecoder[K, V]) reuse(p *piece[K, V]) {
+	if p.out.m != nil || dd.spare == nil {
+		return
+	}
+	select {
+	case dd.spare <- p.out.pairs:
+		p.out = nil
+	default:
+	}
+}
+
+// isClosed reports whether c is closed, without waiting.
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 // A piece is a part of a data object, between two commas that may separate
@@ -190,7 +267,7 @@ func (p *piece[K, V]) decodeApart(dd *dataDecoder[K, V], pd *decoder, full []byt
 		}
 	}()
 	pd.b, pd.i, pd.depth = full[:p.limit], p.from, depth+1
-	p.out = newPairSink[K, V](members, p.limit-p.from)
+	p.out = newPairSink(members, p.limit-p.from, dd.spare)
 	p.ended, p.err = dd.members(pd, p.out, false, true)
 	p.aligned = p.err == nil && !p.ended && p.limit < len(full)
 	p.end = pd.i
@@ -209,6 +286,7 @@ type memberSink[K comparable, V any] struct {
 	v      V // the value being decoded for m
 	pairs  []pair[K, V]
 	budget int // the most pairs kept
+	n      int // members put, counting repetitions
 }
 
 type pair[K comparable, V any] struct {
@@ -218,9 +296,19 @@ type pair[K comparable, V any] struct {
 
 // newPairSink returns a memberSink of pairs for a piece of size bytes and
 // about members members: the pairs it holds take no more than the piece.
-func newPairSink[K comparable, V any](members, size int) *memberSink[K, V] {
+// It takes a slice of pairs from spare if one there is large enough.
+func newPairSink[K comparable, V any](members, size int, spare chan []pair[K, V]) *memberSink[K, V] {
 	budget := size / int(max(unsafe.Sizeof(pair[K, V]{}), 1))
-	return &memberSink[K, V]{pairs: make([]pair[K, V], 0, max(0, min(members, budget))), budget: budget}
+	n := max(0, min(members, budget))
+	select {
+	case pairs := <-spare:
+		if cap(pairs) >= n {
+			// value overwrites each pair whole: no need to clear them.
+			return &memberSink[K, V]{pairs: pairs[:0], budget: budget}
+		}
+	default:
+	}
+	return &memberSink[K, V]{pairs: make([]pair[K, V], 0, n), budget: budget}
 }
 
 // value returns the zero V that the member with key k is decoded into.
@@ -235,6 +323,7 @@ func (s *memberSink[K, V]) value(k K) *V {
 
 // put adds the member with key k, decoded.
 func (s *memberSink[K, V]) put(k K) {
+	s.n++
 	if s.m != nil {
 		s.m[k] = s.v
 		return
@@ -248,15 +337,16 @@ func (s *memberSink[K, V]) put(k K) {
 	}
 }
 
-// drainInto puts the members of a piece, in order, into m.
-func (s *memberSink[K, V]) drainInto(m map[K]V) {
+// drainInto puts the members of a piece, in order, into m, and returns how
+// many it put.
+func (s *memberSink[K, V]) drainInto(m map[K]V) int {
 	for k, v := range s.m {
 		m[k] = v // the members up to the switch and after: no key twice
 	}
 	for _, p := range s.pairs {
 		m[p.k] = p.v
 	}
-	s.m, s.pairs = nil, nil
+	return len(s.m) + len(s.pairs)
 }
 
 // members decodes the members of the data object into out. With first, d.i

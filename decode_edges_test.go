@@ -219,17 +219,23 @@ func TestParallelPiecesInEitherOrder(t *testing.T) {
 	insertAt := func(at int, s string) []byte {
 		return append(append(append([]byte{}, good[:at]...), s...), good[at:]...)
 	}
+	// A member of the next-to-last piece, repeated in the last: taken
+	// from the last back, the pieces would leave its first value.
+	inNextToLast := good[(cuts[len(cuts)-2]+cuts[len(cuts)-1])/2:]
+	inNextToLast = inNextToLast[bytes.Index(inNextToLast, []byte(`"k`)):]
+	inNextToLast = inNextToLast[:bytes.IndexByte(inNextToLast[1:], '"')+2]
 	variants := map[string][]byte{
-		"valid":                      good,
-		"repeated key":               replace(`"k5999": {`, `"k0": {"id": -1}, "k5999": {`),
-		"bad literal in the last":    replace(`"active": false}}`, `"active": fals}}`),
-		"wrong type mid-way":         replace(`"id": 3000,`, `"id": "3000",`),
-		"bracket mismatch mid-way":   replace(`"k4000": {"id": 4000`, `"k4000": ["id": 4000`),
-		"unterminated":               good[:len(good)/2],
-		"cut in the last member":     good[:bytes.LastIndex(good, []byte(`"active"`))],
-		"trailing comma":             insertAt(bytes.Index(good, []byte(`}, "timestamp"`)), ","),
-		"string across the 2nd cut":  insertAt(cuts[1]+1, ` "x, \"k\": 1": {}, `),
-		"escaped backslash at a cut": insertAt(cuts[1]+1, ` "C:\\": {"name": "C:\\"},`),
+		"valid":                               good,
+		"repeated key":                        replace(`"k5999": {`, `"k0": {"id": -1}, "k5999": {`),
+		"repeated key in the last two pieces": replace(`"k5999": {`, string(inNextToLast)+`: {"id": -1}, "k5999": {`),
+		"bad literal in the last":             replace(`"active": false}}`, `"active": fals}}`),
+		"wrong type mid-way":                  replace(`"id": 3000,`, `"id": "3000",`),
+		"bracket mismatch mid-way":            replace(`"k4000": {"id": 4000`, `"k4000": ["id": 4000`),
+		"unterminated":                        good[:len(good)/2],
+		"cut in the last member":              good[:bytes.LastIndex(good, []byte(`"active"`))],
+		"trailing comma":                      insertAt(bytes.Index(good, []byte(`}, "timestamp"`)), ","),
+		"string across the 2nd cut":           insertAt(cuts[1]+1, ` "x, \"k\": 1": {}, `),
+		"escaped backslash at a cut":          insertAt(cuts[1]+1, ` "C:\\": {"name": "C:\\"},`),
 	}
 	for i, cut := range cuts {
 		variants[fmt.Sprintf("doubled comma at cut %d", i)] = insertAt(cut, ",")
@@ -244,24 +250,40 @@ func TestParallelPiecesInEitherOrder(t *testing.T) {
 }
 
 // checkPieces decodes the data object of rec in pieces, on this goroutine,
-// and compares with decoding rec on one core.
+// and compares with decoding rec on one core. A valid record is decoded
+// from its pieces, not again in one pass.
 func checkPieces[V any](t *testing.T, name string, rec []byte, apart bool) {
 	t.Helper()
 	want, wantErr := decodeAt[string, V](1, rec)
 	start := len(`{"data": `)
 	cuts, members := findCuts(rec, start, min((len(rec)-start)/minPiece, maxPieces))
-	dd := dataDecoder[string, V]{key: keyFuncFor[string](), plan: planFor(reflect.TypeFor[V]())}
-	pieces := newPieces[string, V](cuts, start, len(rec))
 	var stop atomic.Bool
-	if apart {
-		pd := &decoder{stop: &stop}
-		for j := len(pieces) - 1; j > 0; j-- {
-			pieces[j].owner.Store(byWorker)
-			pieces[j].decodeApart(&dd, pd, rec, 1, members*(pieces[j].limit-pieces[j].from)/(len(rec)-start))
+	var dd dataDecoder[string, V]
+	cut := func() []piece[string, V] {
+		pieces := newPieces[string, V](cuts, start, len(rec))
+		dd = dataDecoder[string, V]{key: keyFuncFor[string](), plan: planFor(reflect.TypeFor[V]()),
+			spare: make(chan []pair[string, V], len(pieces))}
+		if apart {
+			pd := &decoder{stop: &stop}
+			for j := len(pieces) - 1; j > 0; j-- {
+				pieces[j].owner.Store(byWorker)
+				pieces[j].decodeApart(&dd, pd, rec, 1, members*(pieces[j].limit-pieces[j].from)/(len(rec)-start))
+			}
 		}
+		return pieces
+	}
+	pieces := cut()
+	fromPieces := dd.decodePieces(&decoder{b: rec, i: start, depth: 1}, pieces, make(map[string]V))
+	if apart && name == "valid" && len(dd.spare) != len(pieces)-1 {
+		// Each piece decoded apart was taken in as soon as the first was
+		// decoded, and its pairs given to the next.
+		t.Errorf("%s, %T: %d of the %d pieces decoded apart were taken in before the end", name, want.Data, len(dd.spare), len(pieces)-1)
+	}
+	if wantFromPieces := name == "valid" || strings.HasPrefix(name, "repeated key"); fromPieces != wantFromPieces && (wantFromPieces || wantErr != nil) {
+		t.Errorf("%s, %T, apart %v: decoded from its pieces: %v", name, want.Data, apart, fromPieces)
 	}
 	d := &decoder{b: rec, i: start, depth: 1}
-	got, err := dd.decodePieces(d, pieces, make(map[string]V), &stop)
+	got, err := dd.decodeCut(d, cut(), 0, &stop)
 	if err != nil {
 		err = fmt.Errorf("%w: %w", ErrMalformedRecord, inData(err))
 	}
@@ -456,5 +478,35 @@ func TestDecodeEncodeNilDataAndKeyTypes(t *testing.T) {
 	}
 	if _, err := (JSONCodec[float64, int]{}).Decode([]byte(`{"data": {"1": 1}, "timestamp": 1}`)); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("Decode with float64 keys: error = %v, want ErrInvalidConfig", err)
+	}
+}
+
+// The pairs of a piece taken into the map go to the next piece a worker
+// decodes, if large enough; a piece whose pairs were moved into a map of
+// their own keeps it, for taking in again in order if a name repeats.
+func TestPairsOfTakenPiecesAreReused(t *testing.T) {
+	dd := dataDecoder[string, int]{spare: make(chan []pair[string, int], 2)}
+	taken := &piece[string, int]{out: newPairSink(100, 1<<20, dd.spare)}
+	taken.out.pairs = append(taken.out.pairs, pair[string, int]{k: "a", v: 1})
+	dd.reuse(taken)
+	if taken.out != nil {
+		t.Fatal("a piece taken into the map kept its pairs")
+	}
+	next := newPairSink(80, 1<<20, dd.spare)
+	if len(next.pairs) != 0 || cap(next.pairs) != 100 {
+		t.Errorf("the next piece's pairs: length %d, capacity %d, want the 100 given back", len(next.pairs), cap(next.pairs))
+	}
+	if fresh := newPairSink(80, 1<<20, dd.spare); cap(fresh.pairs) != 80 {
+		t.Errorf("with no pairs given back, a piece's pairs have capacity %d, want 80", cap(fresh.pairs))
+	}
+	dd.reuse(&piece[string, int]{out: next})
+	if small := newPairSink(200, 1<<20, dd.spare); cap(small.pairs) != 200 {
+		t.Errorf("pairs too few for the piece were taken: capacity %d, want 200", cap(small.pairs))
+	}
+
+	repeated := &piece[string, int]{out: &memberSink[string, int]{m: map[string]int{"a": 1}}}
+	dd.reuse(repeated)
+	if repeated.out == nil || len(dd.spare) != 0 {
+		t.Error("a piece whose pairs were moved into a map gave them away")
 	}
 }

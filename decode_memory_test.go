@@ -1,6 +1,7 @@
 package kiwicache
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -67,4 +68,64 @@ func recordOfItems(n int, value func(i int) string) []byte {
 	}
 	b.WriteString(`}, "timestamp": 1764087331.5}`)
 	return []byte(b.String())
+}
+
+// Short arrays of short strings that repeat from item to item (tags,
+// codes) are one slice per snapshot, as values are read-only: equal arrays
+// share it, and an append to one item's copies it rather than change the
+// others'. Arrays that differ, or hold a long string, are their own.
+func TestRepeatedStringArraysShareOneSlice(t *testing.T) {
+	tags := []string{`["a", "b"]`, `["b", "a"]`, `["a"]`, `["a", "b", "c"]`, `[]`, `["a", "a long tag, not shared"]`}
+	data := recordOfItems(600, func(i int) string { return fmt.Sprintf(`{"tags": %s}`, tags[i%len(tags)]) })
+	rec, err := (JSONCodec[string, item]{}).Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arrays := make([]map[*string]bool, len(tags))
+	for i := range 600 {
+		v := rec.Data[fmt.Sprintf("k%d", i)]
+		if want := mustJSON[[]string](t, tags[i%len(tags)]); fmt.Sprint(v.Tags) != fmt.Sprint(want) || len(v.Tags) != cap(v.Tags) {
+			t.Fatalf("k%d: tags %q (capacity %d), want %q", i, v.Tags, cap(v.Tags), want)
+		}
+		if arrays[i%len(tags)] == nil {
+			arrays[i%len(tags)] = map[*string]bool{}
+		}
+		arrays[i%len(tags)][unsafe.SliceData(v.Tags)] = true
+	}
+	for i, want := range []int{1, 1, 1, 1, 1, 100} {
+		if i == 4 {
+			continue // an empty array has no elements to share
+		}
+		if len(arrays[i]) != want {
+			t.Errorf("100 arrays %s are %d slices, want %d", tags[i], len(arrays[i]), want)
+		}
+	}
+	k0 := rec.Data["k0"]
+	k0.Tags = append(k0.Tags, "c")
+	if fmt.Sprint(rec.Data["k6"].Tags) != "[a b]" {
+		t.Errorf("an append to one item's tags changed another's: %q", rec.Data["k6"].Tags)
+	}
+
+	// More different arrays than the table that shares them has slots:
+	// each item still gets its own elements.
+	data = recordOfItems(3000, func(i int) string { return fmt.Sprintf(`{"tags": ["t%d", "x"]}`, i%1500) })
+	rec, err = (JSONCodec[string, item]{}).Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3000 {
+		if got, want := rec.Data[fmt.Sprintf("k%d", i)].Tags, fmt.Sprintf("[t%d x]", i%1500); fmt.Sprint(got) != want {
+			t.Fatalf("k%d: tags %q, want %s", i, got, want)
+		}
+	}
+}
+
+// mustJSON decodes s with encoding/json.
+func mustJSON[T any](t *testing.T, s string) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

@@ -391,9 +391,12 @@ func decodeNewStrings(d *decoder, p unsafe.Pointer) error {
 		}
 	}
 	d.leave()
-	var out []string
-	out = d.strSlab.make(n)
-	copy(out, first[:min(n, len(first))])
+	if n <= len(first) {
+		*(*[]string)(p) = d.shareStrings(first[:n])
+		return nil
+	}
+	out := d.strSlab.make(n)
+	copy(out, first[:])
 	for i := len(first); i < n; i++ {
 		j := base + i - len(first)
 		out[i] = d.strs.chunks[j/stackChunk][j%stackChunk]

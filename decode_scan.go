@@ -39,6 +39,7 @@ type decoder struct {
 	strs    stack[string] // elements of the []string being decoded
 	anySlab slab[any]     // the []any decoded
 	strSlab slab[string]  // the []string decoded
+	shared  [][]string    // []string shared by the items (see shareStrings)
 }
 
 // space skips white space.

@@ -105,6 +105,55 @@ func (d *decoder) internSlot(b []byte) *internSlot {
 	return &d.names.slots[(h>>40)&uint64(len(d.names.slots)-1)]
 }
 
+// shareStrings returns a []string of exactly the elements of elems, shared
+// with earlier calls if they were all interned: short arrays of short
+// strings (tags, codes, enum-like values) repeat from item to item, and
+// values are read-only (see Snapshot), so the items can share one.
+func (d *decoder) shareStrings(elems []string) []string {
+	h := uint64(len(elems))
+	for _, e := range elems {
+		if len(e) > maxInternedValue {
+			return d.copyStrings(elems)
+		}
+		// Interned strings equal in bytes are one string: equal data
+		// pointers stand for equal bytes.
+		h = (h^uint64(uintptr(unsafe.Pointer(unsafe.StringData(e))))^uint64(len(e))<<56)*0x9e3779b97f4a7c15
+	}
+	if d.shared == nil {
+		d.shared = make([][]string, sharedSlots)
+	}
+	slot := &d.shared[(h>>40)&(sharedSlots-1)]
+	if same(*slot, elems) {
+		return *slot
+	}
+	*slot = d.copyStrings(elems)
+	return *slot
+}
+
+// sharedSlots is the size of the table of shared []string, a power of two.
+const sharedSlots = 256
+
+// same reports whether a and b hold the same strings, data pointer for
+// data pointer.
+func same(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if len(a[i]) != len(b[i]) || unsafe.StringData(a[i]) != unsafe.StringData(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// copyStrings returns a copy of elems from the slab.
+func (d *decoder) copyStrings(elems []string) []string {
+	out := d.strSlab.make(len(elems))
+	copy(out, elems)
+	return out
+}
+
 // A stringArena copies strings into shared chunks.
 type stringArena struct {
 	chunk []byte
