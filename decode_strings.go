@@ -117,7 +117,7 @@ func (d *decoder) shareStrings(elems []string) []string {
 		}
 		// Interned strings equal in bytes are one string: equal data
 		// pointers stand for equal bytes.
-		h = (h^uint64(uintptr(unsafe.Pointer(unsafe.StringData(e))))^uint64(len(e))<<56)*0x9e3779b97f4a7c15
+		h = (h ^ uint64(uintptr(unsafe.Pointer(unsafe.StringData(e)))) ^ uint64(len(e))<<56) * 0x9e3779b97f4a7c15
 	}
 	if d.shared == nil {
 		d.shared = make([][]string, sharedSlots)
