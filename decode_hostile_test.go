@@ -1,10 +1,17 @@
 package kiwicache
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"github.com/kiwicache/kiwicache/internal/skipreport"
+	"github.com/redis/go-redis/v9"
+	"maps"
+	"os/exec"
 	"reflect"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -75,5 +82,165 @@ func TestDecodeHostileStopsItsGoroutines(t *testing.T) {
 				t.Errorf("%s, %d cores: %d goroutines after Decode returned, %d before", name, cores, after, before)
 			}
 		}
+	}
+}
+
+type tagList []string
+
+// stringsItem holds []string in every way a value can.
+type stringsItem struct {
+	Tags   []string            `json:"tags"`
+	Named  tagList             `json:"named"`
+	Nested [][]string          `json:"nested"`
+	ByName map[string][]string `json:"by_name"`
+	Arr    [2]string           `json:"arr"`
+	Quoted int                 `json:"quoted,string"`
+	Ptr    *[]string           `json:"ptr"`
+}
+
+// Arrays of short strings decode as encoding/json decodes them whatever
+// they hold (null, escapes, empty strings, 8 and 9 bytes, more distinct
+// arrays than the table of shared ones has slots, a field repeated in an
+// item, arrays in arrays, in maps, behind pointers), and items that share a
+// slice hold equal arrays: an item's slice changes no other item's, by
+// decoding or by append.
+func TestDecodeHostileSharedStringArrays(t *testing.T) {
+	arrays := []string{
+		`["a", "b"]`, `["a", null]`, `[null]`, `["\u0061", "b"]`, `["", ""]`, `[""]`, `[]`, `null`,
+		`["12345678", "a"]`, `["123456789", "a"]`, `["\"q\\\\", "a"]`, `["a","b","c","d","e","f","g","h"]`,
+		`["a","b","c","d","e","f","g","h","i"]`, `["é", "\ud83d\ude00"]`,
+	}
+	value := func(i int) string {
+		a := arrays[i%len(arrays)]
+		distinct := fmt.Sprintf(`["x%d", "y%d"]`, i%700, i%3) // more arrays than slots
+		switch i % 5 {
+		case 0:
+			return fmt.Sprintf(`{"tags": %s, "named": %s, "nested": [%s, %s], "arr": ["a", "b"], "quoted": "%d"}`, a, a, a, distinct, i)
+		case 1:
+			return fmt.Sprintf(`{"tags": ["a", "b"], "tags": %s, "nested": [["a", "b"]], "nested": [[null, "c"], %s]}`, a, a)
+		case 2:
+			return fmt.Sprintf(`{"by_name": {"x": %s, "y": %s, "x": %s}, "ptr": %s}`, a, distinct, distinct, a)
+		case 3:
+			return fmt.Sprintf(`{"tags": %s, "named": %s, "tags": ["a", "b"]}`, distinct, distinct)
+		}
+		return fmt.Sprintf(`{"tags": %s, "tags": %s}`, distinct, a)
+	}
+	rec := recordOfItems(5_000, value)
+	var want struct{ Data map[string]stringsItem }
+	if err := json.Unmarshal(rec, &want); err != nil {
+		t.Fatal(err)
+	}
+	for _, cores := range []int{1, 2, 4, 8} {
+		got, err := decodeAt[string, stringsItem](cores, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got.Data, want.Data) {
+			for k, v := range want.Data {
+				if !reflect.DeepEqual(got.Data[k], v) {
+					t.Fatalf("%d cores: %s = %#v, want %#v", cores, k, got.Data[k], v)
+				}
+			}
+			t.Fatalf("%d cores: the data differs from encoding/json's", cores)
+		}
+		// Every slice of strings, by its first element's address: the
+		// slices that share one hold the same strings.
+		byAddr := map[*string][]string{}
+		check := func(k string, s []string) {
+			if len(s) == 0 {
+				return
+			}
+			if other, ok := byAddr[&s[0]]; ok && !reflect.DeepEqual(other[:min(len(other), len(s))], s[:min(len(other), len(s))]) {
+				t.Errorf("%d cores: %s holds %q in the slice of %q", cores, k, s, other)
+			}
+			byAddr[&s[0]] = s
+		}
+		for k, v := range got.Data {
+			check(k, v.Tags)
+			check(k, v.Named)
+			for _, s := range v.Nested {
+				check(k, s)
+			}
+			for _, s := range v.ByName {
+				check(k, s)
+			}
+			if v.Ptr != nil {
+				check(k, *v.Ptr)
+			}
+		}
+		for _, v := range got.Data {
+			_ = append(v.Tags, "appended")
+		}
+		if !reflect.DeepEqual(got.Data, want.Data) {
+			t.Errorf("%d cores: an append to one item's tags changed another's", cores)
+		}
+	}
+}
+
+// A Cache serves what Python's json.loads reads from a record written by
+// hand with member names repeated (in the data object, across the pieces
+// it is cut into, and in items): the last value of each, as in Python.
+func TestDecodeHostileRepeatedNamesFromPython(t *testing.T) {
+	rdb := realRedis(t)
+	// The first python3 with the redis module: on PATH, or Debian's.
+	python := ""
+	for _, p := range []string{"python3", "/usr/bin/python3"} {
+		if exec.Command(p, "-c", "import redis").Run() == nil {
+			python = p
+			break
+		}
+	}
+	if python == "" {
+		skipreport.Skip(t, "Python record with repeated names", "no python3 with the redis module (Debian: python3-redis)")
+	}
+	name := uniqueName(t)
+	opts, _ := redis.ParseURL(realRedisURL)
+	// The record: 6,000 items, the names k0, k1, k2999 and k5999 repeated
+	// at the start, the middle and the end, and every other item with
+	// its tags twice; Python writes it raw and prints what json.loads reads.
+	script := `
+import json, sys, redis
+parts = []
+for i in range(6000):
+    k = "k%d" % i
+    if i % 1000 == 500: k = "k0"
+    if i % 1500 == 700: k = "k5999"
+    if i == 3100: k = "k2999"
+    tags = '"tags": ["a", "b"]' if i % 2 else '"tags": ["a", "b"], "tags": ["t%d", "x"]' % (i % 3)
+    parts.append('"%s": {"id": %d, "name": "n%d", %s, "active": true}' % (k, i, i, tags))
+parts.append('"k1": {"id": -1, "tags": ["a", "b"]}')
+text = '{"data": {' + ", ".join(parts) + '}, "timestamp": 1764087331.5}'
+r = redis.Redis(host=sys.argv[1], port=int(sys.argv[2]), db=int(sys.argv[3]))
+r.set("resource:" + sys.argv[4], text)
+print(json.dumps(json.loads(text)["data"]))
+`
+	host, port, _ := strings.Cut(opts.Addr, ":")
+	out, err := exec.Command(python, "-c", script, host, port, fmt.Sprint(opts.DB), name).Output()
+	if err != nil {
+		t.Fatalf("python3: %v", err)
+	}
+	var want map[string]item
+	if err := json.Unmarshal(out, &want); err != nil {
+		t.Fatal(err)
+	}
+	for _, cores := range []int{2, 4, 8} {
+		withCores(t, cores)
+		c := mustNew(t, name, rdb, LoaderFunc[string, item](func(context.Context) (map[string]item, error) {
+			return nil, errors.New("the record is in Redis: nothing to load")
+		}))
+		snap, err := c.Snapshot(context.Background())
+		if err != nil {
+			t.Fatalf("%d cores: %v", cores, err)
+		}
+		got := maps.Collect(snap.All())
+		if !reflect.DeepEqual(got, want) {
+			for k, v := range want {
+				if !reflect.DeepEqual(got[k], v) {
+					t.Errorf("%d cores: %s = %+v, Python reads %+v", cores, k, got[k], v)
+				}
+			}
+			t.Fatalf("%d cores: %d items served, Python reads %d", cores, len(got), len(want))
+		}
+		c.Close()
 	}
 }
