@@ -244,3 +244,100 @@ print(json.dumps(json.loads(text)["data"]))
 		c.Close()
 	}
 }
+
+// A data object cut into pieces, with member names repeated in every way
+// across them (first and last piece, two pieces decoded apart, the same
+// name three times and more, many names, a piece that repeats one name past
+// its budget of pairs), decodes as encoding/json decodes it, keeping the
+// last value of each name, whatever the cores and the value and key types.
+func TestDecodeHostileRepeatedNamesAcrossPieces(t *testing.T) {
+	const n = 6_000
+	type layout struct {
+		name string
+		key  func(i int) int
+	}
+	layouts := []layout{
+		{"first and last", func(i int) int { return map[int]int{n - 1: 0}[i] + i*btoi(i != n-1) }},
+		{"every 500th is k7", func(i int) int { return ifElse(i%500 == 499, 7, i) }},
+		{"the last piece repeats a middle name", func(i int) int { return ifElse(i > n-40, n/2+i%3, i) }},
+		{"two names, everywhere", func(i int) int { return ifElse(i%3 == 0, i%2, i) }},
+		{"one name, past the pairs' budget", func(i int) int { return ifElse(i > n*3/4, 5, i) }},
+		{"a name per piece, from the end back", func(i int) int { return ifElse(i%400 == 0, n-1-i, i) }},
+	}
+	value := func(i int) string {
+		return fmt.Sprintf(`{"id": %d, "name": "n%d", "tags": ["a", "t%d"], "active": %t}`, i, i%7, i%3, i%2 == 0)
+	}
+	short := func(i int) string { return fmt.Sprintf("%d%24s", i, "") } // white space: a record to cut
+	for _, l := range layouts {
+		for _, v := range []func(int) string{value, short} {
+			var b strings.Builder
+			b.WriteString(`{"data": {`)
+			for i := range n {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				fmt.Fprintf(&b, `"%d": %s`, l.key(i), v(i))
+				if l.name == "one name, past the pairs' budget" && i > n*3/4 {
+					for range 20 {
+						// 20 times more of them, in fewer bytes than their pairs
+						if v(0) == value(0) {
+							fmt.Fprintf(&b, `, "5": {"id": %d}`, i)
+						} else {
+							fmt.Fprintf(&b, `, "5": %d`, i)
+						}
+					}
+				}
+			}
+			b.WriteString(`}, "timestamp": 1.5}`)
+			rec := []byte(b.String())
+			if cuts, _ := findCuts(rec, len(`{"data": `), maxPieces); len(cuts) < 4 {
+				t.Fatalf("%s: %d cuts in a %d-byte record", l.name, len(cuts), len(rec))
+			}
+			for _, cores := range []int{1, 2, 4, 8} {
+				if v(0) == value(0) {
+					checkAgainstEncodingJSON[string, item](t, l.name, cores, rec)
+					checkAgainstEncodingJSON[int, any](t, l.name, cores, rec)
+				} else {
+					checkAgainstEncodingJSON[int, int](t, l.name, cores, rec)
+					checkAgainstEncodingJSON[string, any](t, l.name, cores, rec)
+				}
+			}
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func ifElse(c bool, a, b int) int {
+	if c {
+		return a
+	}
+	return b
+}
+
+// checkAgainstEncodingJSON decodes rec with cores Ps and with
+// encoding/json, and fails the test if the data differ.
+func checkAgainstEncodingJSON[K comparable, V any](t *testing.T, name string, cores int, rec []byte) {
+	t.Helper()
+	var want struct{ Data map[K]V }
+	if err := json.Unmarshal(rec, &want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeAt[K, V](cores, rec)
+	if err != nil {
+		t.Fatalf("%s, %d cores: %v", name, cores, err)
+	}
+	if len(got.Data) != len(want.Data) {
+		t.Fatalf("%s, %d cores, map[%T]%T: %d members, encoding/json %d", name, cores, *new(K), *new(V), len(got.Data), len(want.Data))
+	}
+	for k, v := range want.Data {
+		if g := got.Data[k]; fmt.Sprint(g) != fmt.Sprint(v) {
+			t.Fatalf("%s, %d cores, map[%T]%T: %v = %v, encoding/json %v", name, cores, *new(K), *new(V), k, g, v)
+		}
+	}
+}
