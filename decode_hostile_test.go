@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -340,4 +341,44 @@ func checkAgainstEncodingJSON[K comparable, V any](t *testing.T, name string, co
 			t.Fatalf("%s, %d cores, map[%T]%T: %v = %v, encoding/json %v", name, cores, *new(K), *new(V), k, g, v)
 		}
 	}
+}
+
+// One codec decodes records cut into pieces on several goroutines at once,
+// each to what encoding/json reads (go test -race checks that they share
+// nothing they write).
+func TestDecodeHostileConcurrentDecodes(t *testing.T) {
+	withCores(t, 4)
+	codec := JSONCodec[string, item]{}
+	recs := make([][]byte, 4)
+	wants := make([]map[string]item, len(recs))
+	for r := range recs {
+		recs[r] = recordOfItems(3_000, func(i int) string {
+			if i%700 == 0 {
+				i = 0 // a name repeated across pieces
+			}
+			return fmt.Sprintf(`{"id": %d, "name": "r%d", "tags": ["a", "t%d"], "tags": ["a", "b"]}`, i, r, i%3)
+		})
+		var want struct{ Data map[string]item }
+		if err := json.Unmarshal(recs[r], &want); err != nil {
+			t.Fatal(err)
+		}
+		wants[r] = want.Data
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for r := range recs {
+				r = (r + g) % len(recs)
+				got, err := codec.Decode(recs[r])
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !reflect.DeepEqual(got.Data, wants[r]) {
+					t.Errorf("goroutine %d: record %d decodes to other data", g, r)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
