@@ -56,14 +56,17 @@ func (dd *dataDecoder[K, V]) decode(d *decoder) (map[K]V, error) {
 		return dd.decodeWhole(d, make(map[K]V, hint))
 	}
 	// Once the outcome is known, stop tells the goroutines still at work to
-	// give up.
+	// give up; decode returns once they have, so that none of them still
+	// reads the record, which the caller may reuse, or runs a method of V.
+	var workers sync.WaitGroup
+	defer workers.Wait()
 	var stop atomic.Bool
 	defer stop.Store(true)
 	pieces := newPieces[K, V](cuts, start, len(d.b))
 	dd.spare = make(chan []pair[K, V], len(pieces))
 	// The workers first: a goroutine takes about as long to start on another
 	// core as the map takes to make.
-	dd.startWorkers(pieces, d.b, d.depth, members, size, &stop)
+	dd.startWorkers(pieces, d.b, d.depth, members, size, &stop, &workers)
 	return dd.decodeCut(d, pieces, hint, &stop)
 }
 
@@ -113,10 +116,10 @@ func newPieces[K comparable, V any](cuts []int, start, end int) []piece[K, V] {
 // decoding each into a slice of members that decodePieces takes into the
 // map when it gets there. They meet where their speeds put them (a busy core
 // does less).
-func (dd *dataDecoder[K, V]) startWorkers(pieces []piece[K, V], full []byte, depth, members, size int, stop *atomic.Bool) {
+func (dd *dataDecoder[K, V]) startWorkers(pieces []piece[K, V], full []byte, depth, members, size int, stop *atomic.Bool, workers *sync.WaitGroup) {
 	share := func(p *piece[K, V]) int { return members * (p.limit - p.from) / size }
 	for range min(runtime.GOMAXPROCS(0)-1, len(pieces)-1) {
-		go func() {
+		workers.Go(func() {
 			// One decoder for all the pieces this goroutine takes: their
 			// strings share its chunks and its interned strings.
 			pd := &decoder{stop: stop}
@@ -130,7 +133,7 @@ func (dd *dataDecoder[K, V]) startWorkers(pieces []piece[K, V], full []byte, dep
 				}
 				p.decodeApart(dd, pd, full, depth, share(p))
 			}
-		}()
+		})
 	}
 }
 

@@ -308,6 +308,15 @@ func (b *planBuilder) sliceFunc(t reflect.Type) decodeFunc {
 	size := elem.Size()
 	inPlace := func(d *decoder, p unsafe.Pointer) error {
 		s := reflect.NewAt(t, p).Elem()
+		if elem == stringType && s.Len() > 0 {
+			// The slice may be shared with other items (see
+			// shareStrings), as when a member name repeats in an item:
+			// decode into a copy, which keeps the elements a null
+			// leaves as they were, as encoding/json does.
+			own := reflect.MakeSlice(t, s.Len(), s.Len())
+			reflect.Copy(own, s)
+			s.Set(own)
+		}
 		n, err := d.elements(func(n int) error {
 			if n >= s.Cap() {
 				grown := reflect.MakeSlice(t, s.Len(), max(4, 2*s.Cap()))
