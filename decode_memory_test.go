@@ -129,3 +129,29 @@ func mustJSON[T any](t *testing.T, s string) T {
 	}
 	return v
 }
+
+// An array written byte for byte as the last shared one is not decoded
+// again: it gets that slice, and the decoder moves past its text. An array
+// written otherwise is decoded, and one nested too deep is refused either
+// way.
+func TestRepeatedArrayTextIsNotDecodedAgain(t *testing.T) {
+	d := &decoder{b: []byte(`["a", "b"]["a", "b"]["a","b"]`)}
+	var first, again, spaced []string
+	if err := decodeNewStrings(d, unsafe.Pointer(&first)); err != nil || d.i != 10 {
+		t.Fatalf("first array: %v, at byte %d", err, d.i)
+	}
+	d.shared, d.names = nil, internTable{} // only the last array's text can share it now
+	if err := decodeNewStrings(d, unsafe.Pointer(&again)); err != nil || d.i != 20 || unsafe.SliceData(again) != unsafe.SliceData(first) {
+		t.Fatalf("the same text again: %q, %v, at byte %d, shared %v", again, err, d.i, unsafe.SliceData(again) == unsafe.SliceData(first))
+	}
+	if err := decodeNewStrings(d, unsafe.Pointer(&spaced)); err != nil || d.i != len(d.b) || fmt.Sprint(spaced) != "[a b]" || unsafe.SliceData(spaced) == unsafe.SliceData(first) {
+		t.Fatalf("the same array written otherwise: %q, %v, at byte %d", spaced, err, d.i)
+	}
+
+	d.i, d.depth = 0, maxDepth
+	d.lastShared = sharedArray{text: d.b[:10], elems: first}
+	var deep []string
+	if err := decodeNewStrings(d, unsafe.Pointer(&deep)); err == nil || !strings.Contains(err.Error(), "nest deeper") {
+		t.Errorf("an array one level too deep: %q, %v", deep, err)
+	}
+}

@@ -1,6 +1,7 @@
 package kiwicache
 
 import (
+	"bytes"
 	"encoding"
 	"encoding/base64"
 	"fmt"
@@ -368,6 +369,14 @@ func (b *planBuilder) sliceFunc(t reflect.Type) decodeFunc {
 // decodeNewStrings decodes an array into a nil []string (or a type of the
 // same underlying type), of exactly its length.
 func decodeNewStrings(d *decoder, p unsafe.Pointer) error {
+	// An array written byte for byte as the last one shared decodes to
+	// it: items often repeat their tags or codes word for word.
+	if last := d.lastShared.text; len(last) > 0 && d.depth < maxDepth && bytes.HasPrefix(d.b[d.i:], last) {
+		d.i += len(last)
+		*(*[]string)(p) = d.lastShared.elems
+		return nil
+	}
+	start := d.i
 	if empty, err := d.open(']'); empty || err != nil {
 		if empty {
 			*(*[]string)(p) = []string{}
@@ -401,7 +410,11 @@ func decodeNewStrings(d *decoder, p unsafe.Pointer) error {
 	}
 	d.leave()
 	if n <= len(first) {
-		*(*[]string)(p) = d.shareStrings(first[:n])
+		elems, shared := d.shareStrings(first[:n])
+		if shared {
+			d.lastShared = sharedArray{text: d.b[start:d.i], elems: elems}
+		}
+		*(*[]string)(p) = elems
 		return nil
 	}
 	out := d.strSlab.make(n)

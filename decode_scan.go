@@ -40,6 +40,9 @@ type decoder struct {
 	anySlab slab[any]     // the []any decoded
 	strSlab slab[string]  // the []string decoded
 	shared  [][]string    // []string shared by the items (see shareStrings)
+	// lastShared is the last array decoded to a shared []string, whose
+	// text, met again, is not decoded again (see decodeNewStrings).
+	lastShared sharedArray
 }
 
 // space skips white space.

@@ -106,14 +106,15 @@ func (d *decoder) internSlot(b []byte) *internSlot {
 }
 
 // shareStrings returns a []string of exactly the elements of elems, shared
-// with earlier calls if they were all interned: short arrays of short
-// strings (tags, codes, enum-like values) repeat from item to item, and
-// values are read-only (see Snapshot), so the items can share one.
-func (d *decoder) shareStrings(elems []string) []string {
+// with earlier calls if they were all interned (and then shared is true):
+// short arrays of short strings (tags, codes, enum-like values) repeat from
+// item to item, and values are read-only (see Snapshot), so the items can
+// share one.
+func (d *decoder) shareStrings(elems []string) (_ []string, shared bool) {
 	h := uint64(len(elems))
 	for _, e := range elems {
 		if len(e) > maxInternedValue {
-			return d.copyStrings(elems)
+			return d.copyStrings(elems), false
 		}
 		// Interned strings equal in bytes are one string: equal data
 		// pointers stand for equal bytes.
@@ -123,11 +124,17 @@ func (d *decoder) shareStrings(elems []string) []string {
 		d.shared = make([][]string, sharedSlots)
 	}
 	slot := &d.shared[(h>>40)&(sharedSlots-1)]
-	if same(*slot, elems) {
-		return *slot
+	if !same(*slot, elems) {
+		*slot = d.copyStrings(elems)
 	}
-	*slot = d.copyStrings(elems)
-	return *slot
+	return *slot, true
+}
+
+// A sharedArray is the text of an array in the record and the shared
+// []string it decoded to.
+type sharedArray struct {
+	text  []byte
+	elems []string
 }
 
 // sharedSlots is the size of the table of shared []string, a power of two.
