@@ -114,8 +114,8 @@ func newPieces[K comparable, V any](cuts []int, start, end int) []piece[K, V] {
 
 // startWorkers starts the goroutines that take pieces from the last back,
 // decoding each into a slice of members that decodePieces takes into the
-// map when it gets there. They meet where their speeds put them (a busy core
-// does less).
+// map once it is done. They meet the goroutine of the first piece where
+// their speeds put them (a busy core does less).
 func (dd *dataDecoder[K, V]) startWorkers(pieces []piece[K, V], full []byte, depth, members, size int, stop *atomic.Bool, workers *sync.WaitGroup) {
 	share := func(p *piece[K, V]) int { return members * (p.limit - p.from) / size }
 	for range min(runtime.GOMAXPROCS(0)-1, len(pieces)-1) {

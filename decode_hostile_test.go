@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kiwicache/kiwicache/internal/skipreport"
-	"github.com/redis/go-redis/v9"
 	"maps"
 	"os/exec"
 	"reflect"
@@ -16,6 +14,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kiwicache/kiwicache/internal/skipreport"
 )
 
 func TestDecodeHostileRepeatedFieldOfSharedSlice(t *testing.T) {
