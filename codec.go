@@ -133,8 +133,11 @@ func (JSONCodec[K, V]) Encode(rec Record[K, V]) ([]byte, error) {
 // Decode reads a record in any valid JSON layout. It accepts exactly the
 // members data (an object) and timestamp (a number); anything else, invalid
 // UTF-8 included, is an error wrapping ErrMalformedRecord that says what was
-// found and where. A member repeated in an object keeps its last value, as
-// in Python.
+// found and where. A member repeated in the record or its data object keeps
+// its last value, as in Python. Inside a value, V is decoded as encoding/json
+// decodes it: a member repeated in an item is decoded over the first one's
+// value (a struct keeps the fields the second leaves out, a null element of
+// an array the earlier element), where Python keeps only the last.
 //
 // Strings are copies: the decoded record keeps nothing of b alive.
 func (c JSONCodec[K, V]) Decode(b []byte) (rec Record[K, V], err error) {
