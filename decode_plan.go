@@ -313,10 +313,12 @@ func (b *planBuilder) sliceFunc(t reflect.Type) decodeFunc {
 			// The slice may be shared with other items (see
 			// shareStrings), as when a member name repeats in an item:
 			// decode into a copy, which keeps the elements a null
-			// leaves as they were, as encoding/json does.
-			own := reflect.MakeSlice(t, s.Len(), s.Len())
-			reflect.Copy(own, s)
-			s.Set(own)
+			// leaves as they were, as encoding/json does: those past
+			// its length too, up to its capacity, which a longer array
+			// brings back into it.
+			own := reflect.MakeSlice(t, s.Cap(), s.Cap())
+			reflect.Copy(own, s.Slice(0, s.Cap()))
+			s.Set(own.Slice(0, s.Len()))
 		}
 		n, err := d.elements(func(n int) error {
 			if n >= s.Cap() {
