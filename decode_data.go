@@ -150,16 +150,23 @@ func (dd *dataDecoder[K, V]) decodePieces(d *decoder, pieces []piece[K, V], m ma
 	defer func() { d.b = full }()
 	into := &memberSink[K, V]{m: m}
 	last := len(pieces) - 1
-	taken := 0                // members in the pieces of workers taken into m
-	firstTaken := len(pieces) // the first of those pieces
-	end := -1                 // of the object, if a worker decoded the last piece
+	// here decodes piece j into m, on this goroutine.
+	here := func(j int) (ended bool, err error) {
+		p := &pieces[j]
+		d.b, d.i, d.depth = full[:p.limit], p.from, depth+1
+		if j == 0 {
+			d.depth = depth // piece 0 starts at the object's '{'
+		}
+		return dd.members(d, into, j == 0, j < last)
+	}
+	taken := 0 // members in the pieces of workers taken into m
+	end := -1  // of the object, if a worker decoded the last piece
 	take := func(j int) bool {
 		p := &pieces[j]
 		if p.err != nil || p.ended != (j == last) || j < last && !p.aligned {
 			return false
 		}
 		taken += p.out.drainInto(m)
-		firstTaken = min(firstTaken, j)
 		if j == last {
 			end = p.end
 		}
@@ -175,12 +182,7 @@ func (dd *dataDecoder[K, V]) decodePieces(d *decoder, pieces []piece[K, V], m ma
 			}
 			continue
 		}
-		d.b, d.i, d.depth = full[:p.limit], p.from, depth+1
-		if j == 0 {
-			d.depth = depth
-		}
-		ended, err := dd.members(d, into, j == 0, j < last)
-		if err != nil || ended != (j == last) {
+		if ended, err := here(j); err != nil || ended != (j == last) {
 			return false
 		}
 		for back > j+1 && pieces[back-1].owner.Load() == byWorker && isClosed(pieces[back-1].done) {
@@ -196,15 +198,15 @@ func (dd *dataDecoder[K, V]) decodePieces(d *decoder, pieces []piece[K, V], m ma
 		// out of order, may have left a value that is not the last.
 		// Taken again in order, they leave the last, as in Python; those
 		// whose pairs went to another piece are decoded again.
-		for j := firstTaken; j <= last; j++ {
-			p := &pieces[j]
-			if p.out != nil {
+		for j := range pieces {
+			switch p := &pieces[j]; {
+			case p.owner.Load() != byWorker:
+			case p.out != nil:
 				p.out.drainInto(m)
-				continue
-			}
-			d.b, d.i, d.depth = full[:p.limit], p.from, depth+1
-			if _, err := dd.members(d, into, false, j < last); err != nil {
-				return false
+			default:
+				if _, err := here(j); err != nil {
+					return false
+				}
 			}
 		}
 	}
@@ -219,7 +221,7 @@ func (dd *dataDecoder[K, V]) decodePieces(d *decoder, pieces []piece[K, V], m ma
 // that map is small, and taking it in again costs less than decoding the
 // piece again.
 func (dd *dataDecoder[K, V]) reuse(p *piece[K, V]) {
-	if p.out.m != nil || dd.spare == nil {
+	if p.out.m != nil {
 		return
 	}
 	select {

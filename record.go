@@ -118,22 +118,16 @@ func (r *recordStore) fetch(ctx context.Context, known recordID) (fetchResult, e
 	if r.maxSize > 0 && f.id.size > int64(r.maxSize) {
 		return f, r.tooLarge(ctx, "fetch script", f.id.size)
 	}
-	b, err := r.getRange(ctx)
-	switch {
-	case err != nil:
-		return fetchResult{}, err
-	case len(b) == 0: // replaced by nothing or another type since the script ran
-		return r.fetch(ctx, known)
-	}
-	return fetchResult{id: idOf(b), b: b}, nil
+	return r.read(ctx, known)
 }
 
 // read reads the whole record in one round trip, without a look at its
 // length and tail first: for a reload that expects another record (after a
-// notification of a write) or wants it whole (Cache.Reload). A record whose
-// id is known is not returned: a notification of a write may have been one
-// of an EXPIRE. Nothing, another type or an empty string cost fetch's script
-// too, which tells them apart.
+// notification of a write) or wants it whole (Cache.Reload), or for fetch
+// once its script found another record. A record whose id is known is not
+// returned: a notification of a write may have been one of an EXPIRE.
+// Nothing, another type or an empty string (also a record replaced by them
+// since fetch's script ran) cost fetch's script too, which tells them apart.
 func (r *recordStore) read(ctx context.Context, known recordID) (fetchResult, error) {
 	b, err := r.getRange(ctx)
 	switch {
