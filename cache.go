@@ -198,9 +198,9 @@ func (c *Cache[K, V]) Key() string { return c.record.key }
 // snapshot yet does it wait for the first load, until ctx ends; the error then
 // wraps ErrNoData (and ErrAttemptsExhausted with WithMaxAttempts) and the cause.
 func (c *Cache[K, V]) Get(ctx context.Context, key K) (V, error) {
-	// The fast path: one atomic load and the map lookup, no clock, no lock.
+	// The fast path: one atomic load and the lookup, no clock, no lock.
 	if s := c.fresh.Load(); s != nil {
-		if v, ok := s.data[key]; ok {
+		if v, ok := s.items.get(key); ok {
 			return v, nil
 		}
 	}
@@ -212,7 +212,7 @@ func (c *Cache[K, V]) getSlow(ctx context.Context, key K) (V, error) {
 	var zero V
 	s, err := c.snapshotOrFirstLoad(ctx)
 	if err == nil {
-		if v, ok := s.data[key]; ok {
+		if v, ok := s.items.get(key); ok {
 			return v, nil
 		}
 		err = ErrNotFound
@@ -556,17 +556,29 @@ func (c *Cache[K, V]) decode(b []byte, id recordID) (s *Snapshot[K, V], err erro
 			c.log.Error("kiwicache.codec_panicked", "key", c.record.key, "panic", p, "stack", string(debug.Stack()))
 		}
 	}()
-	rec, err := c.codec.Decode(b)
+	var rec decodedRecord[K, V]
+	// A JSONCodec decodes into the snapshot's table; any other Codec, a type
+	// that embeds a JSONCodec included, by its Decode, into a map copied.
+	switch codec := c.codec.(type) {
+	case JSONCodec[K, V]:
+		rec, err = codec.decode(b)
+	case *JSONCodec[K, V]:
+		rec, err = codec.decode(b)
+	default:
+		var r Record[K, V]
+		r, err = c.codec.Decode(b)
+		rec = decodedRecord[K, V]{items: tableOf(r.Data), timestamp: r.Timestamp}
+	}
 	if err != nil {
 		if !errors.Is(err, ErrMalformedRecord) {
 			err = withKind(ErrMalformedRecord, err)
 		}
 		return nil, &Error{Cache: c.id, Op: "decode", Key: c.record.key, Err: err}
 	}
-	if rec.Data == nil {
-		rec.Data = map[K]V{}
+	if rec.items.index == nil {
+		rec.items = newTable[K, V](0)
 	}
-	return &Snapshot[K, V]{data: rec.Data, timestamp: rec.Timestamp, loadedAt: time.Now(), record: id}, nil
+	return &Snapshot[K, V]{items: rec.items, timestamp: rec.timestamp, loadedAt: time.Now(), record: id}, nil
 }
 
 func (c *Cache[K, V]) acquireExclusive(ctx context.Context) error {

@@ -140,7 +140,17 @@ func (JSONCodec[K, V]) Encode(rec Record[K, V]) ([]byte, error) {
 // an array the earlier element), where Python keeps only the last.
 //
 // Strings are copies: the decoded record keeps nothing of b alive.
-func (c JSONCodec[K, V]) Decode(b []byte) (rec Record[K, V], err error) {
+func (c JSONCodec[K, V]) Decode(b []byte) (Record[K, V], error) {
+	rec, err := c.decode(b)
+	if err != nil {
+		return Record[K, V]{}, err
+	}
+	return Record[K, V]{Data: rec.items.toMap(), Timestamp: rec.timestamp}, nil
+}
+
+// decode is Decode into the table a snapshot serves: a Cache whose Codec is
+// a JSONCodec decodes records with it, and makes no map.
+func (c JSONCodec[K, V]) decode(b []byte) (rec decodedRecord[K, V], err error) {
 	if err := checkKeyType[K](); err != nil {
 		return rec, fmt.Errorf("kiwicache: decode record: %w: %w", ErrInvalidConfig, err)
 	}
@@ -148,13 +158,13 @@ func (c JSONCodec[K, V]) Decode(b []byte) (rec Record[K, V], err error) {
 		// A panic of a method of V (UnmarshalJSON, UnmarshalText) or of
 		// Unmarshal: the record is one this program cannot read.
 		if p := recover(); p != nil {
-			rec, err = Record[K, V]{}, fmt.Errorf("%w: the decoder panicked: %w", ErrMalformedRecord,
+			rec, err = decodedRecord[K, V]{}, fmt.Errorf("%w: the decoder panicked: %w", ErrMalformedRecord,
 				&PanicError{Value: p, Stack: debug.Stack()})
 		}
 	}()
 	rec, err = decodeJSONRecord[K, V](b, c.Unmarshal)
 	if err != nil {
-		return Record[K, V]{}, fmt.Errorf("%w: %w", ErrMalformedRecord, err)
+		return decodedRecord[K, V]{}, fmt.Errorf("%w: %w", ErrMalformedRecord, err)
 	}
 	return rec, nil
 }

@@ -12,12 +12,13 @@ import (
 //
 //  1. the record's top level is read here: exactly the members data and
 //     timestamp, no trailing data;
-//  2. the data object's members are decoded straight into the map, their
-//     values by a plan made once per type (decode_plan.go), strings copied;
+//  2. the data object's members are decoded straight into the table a
+//     snapshot serves them from (table.go), their values by a plan made
+//     once per type (decode_plan.go), strings copied;
 //  3. a large data object is cut into pieces, decoded at the same time:
-//     this goroutine decodes them from the first on, straight into the map,
-//     while one per other core takes them from the last back, into slices
-//     of members that the map takes in when this goroutine gets there. A
+//     this goroutine decodes them from the first on, straight into the
+//     table, while one per other core takes them from the last back, into
+//     slices of members that the table takes in as soon as they are done. A
 //     piece begins after a comma that looks like one between two members;
 //     whether it really is, is known only when the piece before it has been
 //     decoded: that piece must end exactly at that comma, between two
@@ -33,9 +34,16 @@ const minPiece = 32 << 10
 // each costs a probe of its cut.
 const maxPieces = 16
 
+// A decodedRecord is a record as the decoder reads it: its items in the
+// table a snapshot serves them from.
+type decodedRecord[K comparable, V any] struct {
+	items     table[K, V]
+	timestamp time.Time
+}
+
 // decodeJSONRecord decodes a record; hook, if not nil, decodes the data
 // object's members instead of the built-in decoder (JSONCodec.Unmarshal).
-func decodeJSONRecord[K comparable, V any](b []byte, hook func([]byte, any) error) (rec Record[K, V], err error) {
+func decodeJSONRecord[K comparable, V any](b []byte, hook func([]byte, any) error) (rec decodedRecord[K, V], err error) {
 	d := &decoder{b: b}
 	d.space()
 	if d.i >= len(b) {
@@ -82,7 +90,7 @@ func decodeJSONRecord[K comparable, V any](b []byte, hook func([]byte, any) erro
 
 // recordMember decodes one member of the record's top level into rec and
 // returns its name: data or timestamp, any other is an error.
-func recordMember[K comparable, V any](d *decoder, rec *Record[K, V], hook func([]byte, any) error) (string, error) {
+func recordMember[K comparable, V any](d *decoder, rec *decodedRecord[K, V], hook func([]byte, any) error) (string, error) {
 	if d.peek() != '"' {
 		return "", d.syntaxError("a member name")
 	}
@@ -95,14 +103,14 @@ func recordMember[K comparable, V any](d *decoder, rec *Record[K, V], hook func(
 		if err := d.colon(); err != nil {
 			return "", err
 		}
-		if rec.Data, err = decodeData[K, V](d, hook); err != nil {
+		if rec.items, err = decodeData[K, V](d, hook); err != nil {
 			return "", inData(err)
 		}
 	case "timestamp":
 		if err := d.colon(); err != nil {
 			return "", err
 		}
-		if rec.Timestamp, err = d.timestamp(); err != nil {
+		if rec.timestamp, err = d.timestamp(); err != nil {
 			return "", err
 		}
 	default:

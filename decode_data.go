@@ -13,15 +13,15 @@ import (
 	"unsafe"
 )
 
-// decodeData decodes the data object at d.i into a map; hook, if not nil,
+// decodeData decodes the data object at d.i into a table; hook, if not nil,
 // decodes its members instead (JSONCodec.Unmarshal).
-func decodeData[K comparable, V any](d *decoder, hook func([]byte, any) error) (map[K]V, error) {
+func decodeData[K comparable, V any](d *decoder, hook func([]byte, any) error) (table[K, V], error) {
 	if d.peek() != '{' {
 		start := d.i
 		if err := d.skipValue(); err != nil {
-			return nil, err
+			return table[K, V]{}, err
 		}
-		return nil, fmt.Errorf("data is a JSON %s, not an object", kindAt(d.b[start]))
+		return table[K, V]{}, fmt.Errorf("data is a JSON %s, not an object", kindAt(d.b[start]))
 	}
 	if hook != nil {
 		return decodeDataWithHook[K, V](d, hook)
@@ -30,18 +30,18 @@ func decodeData[K comparable, V any](d *decoder, hook func([]byte, any) error) (
 	return dd.decode(d)
 }
 
-// A dataDecoder decodes the data object of a record into a map[K]V.
+// A dataDecoder decodes the data object of a record into a table.
 type dataDecoder[K comparable, V any] struct {
 	key  keyFunc[K]
 	plan *typePlan
 
-	// spare holds the pairs of pieces already taken into the map, for the
+	// spare holds the pairs of pieces already taken into the table, for the
 	// workers' next pieces: the workers then make a few slices of pairs,
 	// not one per piece.
 	spare chan []pair[K, V]
 }
 
-func (dd *dataDecoder[K, V]) decode(d *decoder) (map[K]V, error) {
+func (dd *dataDecoder[K, V]) decode(d *decoder) (table[K, V], error) {
 	start := d.i
 	size := len(d.b) - start
 	var cuts []int
@@ -51,9 +51,9 @@ func (dd *dataDecoder[K, V]) decode(d *decoder) (map[K]V, error) {
 	} else {
 		members = estimateMembers(d.b, start)
 	}
-	hint := mapHint[K, V](members, size)
+	hint := tableHint[K, V](members, size)
 	if len(cuts) == 0 {
-		return dd.decodeWhole(d, make(map[K]V, hint))
+		return dd.decodeWhole(d, newTable[K, V](hint))
 	}
 	// Once the outcome is known, stop tells the goroutines still at work to
 	// give up; decode returns once they have, so that none of them still
@@ -65,7 +65,7 @@ func (dd *dataDecoder[K, V]) decode(d *decoder) (map[K]V, error) {
 	pieces := newPieces[K, V](cuts, start, len(d.b))
 	dd.spare = make(chan []pair[K, V], len(pieces))
 	// The workers first: a goroutine takes about as long to start on another
-	// core as the map takes to make.
+	// core as the table takes to make.
 	dd.startWorkers(pieces, d.b, d.depth, members, size, &stop, &workers)
 	return dd.decodeCut(d, pieces, hint, &stop)
 }
@@ -74,24 +74,26 @@ func (dd *dataDecoder[K, V]) decode(d *decoder) (map[K]V, error) {
 // be decoding too, or, if the pieces were not exactly its members (a comma
 // that was not between two members, or an error), decodes it again in one
 // pass, which finds the error.
-func (dd *dataDecoder[K, V]) decodeCut(d *decoder, pieces []piece[K, V], hint int, stop *atomic.Bool) (map[K]V, error) {
+func (dd *dataDecoder[K, V]) decodeCut(d *decoder, pieces []piece[K, V], hint int, stop *atomic.Bool) (table[K, V], error) {
 	start, depth := d.i, d.depth
-	m := make(map[K]V, hint)
-	if dd.decodePieces(d, pieces, m) {
-		return m, nil
+	t := newTable[K, V](hint)
+	if dd.decodePieces(d, pieces, &t) {
+		t.trim()
+		return t, nil
 	}
 	stop.Store(true)
-	clear(m)
+	t.reset()
 	d.i, d.depth = start, depth
-	return dd.decodeWhole(d, m)
+	return dd.decodeWhole(d, t)
 }
 
-// decodeWhole decodes the object in one pass, on this goroutine, into m.
-func (dd *dataDecoder[K, V]) decodeWhole(d *decoder, m map[K]V) (map[K]V, error) {
-	if _, err := dd.members(d, &memberSink[K, V]{m: m}, true, false); err != nil {
-		return nil, err
+// decodeWhole decodes the object in one pass, on this goroutine, into t.
+func (dd *dataDecoder[K, V]) decodeWhole(d *decoder, t table[K, V]) (table[K, V], error) {
+	if _, err := dd.members(d, &memberSink[K, V]{t: &t}, true, false); err != nil {
+		return table[K, V]{}, err
 	}
-	return m, nil
+	t.trim()
+	return t, nil
 }
 
 // newPieces cuts b[start:end] at cuts: piece j starts after cuts[j-1] and
@@ -114,7 +116,7 @@ func newPieces[K comparable, V any](cuts []int, start, end int) []piece[K, V] {
 
 // startWorkers starts the goroutines that take pieces from the last back,
 // decoding each into a slice of members that decodePieces takes into the
-// map once it is done. They meet the goroutine of the first piece where
+// table once it is done. They meet the goroutine of the first piece where
 // their speeds put them (a busy core does less).
 func (dd *dataDecoder[K, V]) startWorkers(pieces []piece[K, V], full []byte, depth, members, size int, stop *atomic.Bool, workers *sync.WaitGroup) {
 	share := func(p *piece[K, V]) int { return members * (p.limit - p.from) / size }
@@ -137,20 +139,20 @@ func (dd *dataDecoder[K, V]) startWorkers(pieces []piece[K, V], full []byte, dep
 	}
 }
 
-// decodePieces decodes the pieces from the first on, into m, on this
-// goroutine, and takes into m the pieces the workers decoded as soon as they
+// decodePieces decodes the pieces from the first on, into t, on this
+// goroutine, and takes into t the pieces the workers decoded as soon as they
 // are done, from the last back, so that little is left to take in when the
 // goroutines meet. It reports whether the pieces were exactly the data
 // object's members: piece 0 starts at the object's '{', each piece ends at
 // the comma the next starts after (which confirms that the comma was
 // between two members), and the last at the object's '}'. If so, d is just
-// after the object; if not, m is to be thrown away.
-func (dd *dataDecoder[K, V]) decodePieces(d *decoder, pieces []piece[K, V], m map[K]V) bool {
+// after the object; if not, t is to be thrown away.
+func (dd *dataDecoder[K, V]) decodePieces(d *decoder, pieces []piece[K, V], t *table[K, V]) bool {
 	full, depth := d.b, d.depth
 	defer func() { d.b = full }()
-	into := &memberSink[K, V]{m: m}
+	into := &memberSink[K, V]{t: t}
 	last := len(pieces) - 1
-	// here decodes piece j into m, on this goroutine.
+	// here decodes piece j into t, on this goroutine.
 	here := func(j int) (ended bool, err error) {
 		p := &pieces[j]
 		d.b, d.i, d.depth = full[:p.limit], p.from, depth+1
@@ -159,20 +161,20 @@ func (dd *dataDecoder[K, V]) decodePieces(d *decoder, pieces []piece[K, V], m ma
 		}
 		return dd.members(d, into, j == 0, j < last)
 	}
-	taken := 0 // members in the pieces of workers taken into m
+	taken := 0 // members in the pieces of workers taken into t
 	end := -1  // of the object, if a worker decoded the last piece
 	take := func(j int) bool {
 		p := &pieces[j]
 		if p.err != nil || p.ended != (j == last) || j < last && !p.aligned {
 			return false
 		}
-		taken += p.out.drainInto(m)
+		taken += p.out.drainInto(t)
 		if j == last {
 			end = p.end
 		}
 		return true
 	}
-	back := len(pieces) // pieces[back:] are taken into m
+	back := len(pieces) // pieces[back:] are taken into t
 	for j := 0; j < back; j++ {
 		p := &pieces[j]
 		if j > 0 && !p.owner.CompareAndSwap(unclaimed, byFirst) {
@@ -193,7 +195,7 @@ func (dd *dataDecoder[K, V]) decodePieces(d *decoder, pieces []piece[K, V], m ma
 			dd.reuse(&pieces[back])
 		}
 	}
-	if into.n+taken != len(m) {
+	if into.n+taken != t.len() {
 		// A member name more than once: the pieces of workers, taken
 		// out of order, may have left a value that is not the last.
 		// Taken again in order, they leave the last, as in Python; those
@@ -202,7 +204,7 @@ func (dd *dataDecoder[K, V]) decodePieces(d *decoder, pieces []piece[K, V], m ma
 			switch p := &pieces[j]; {
 			case p.owner.Load() != byWorker:
 			case p.out != nil:
-				p.out.drainInto(m)
+				p.out.drainInto(t)
 			default:
 				if _, err := here(j); err != nil {
 					return false
@@ -216,12 +218,12 @@ func (dd *dataDecoder[K, V]) decodePieces(d *decoder, pieces []piece[K, V], m ma
 	return true
 }
 
-// reuse gives the pairs of p, taken into the map, to the workers' next
+// reuse gives the pairs of p, taken into the table, to the workers' next
 // pieces. A piece whose pairs were moved into a map of their own keeps it:
 // that map is small, and taking it in again costs less than decoding the
 // piece again.
 func (dd *dataDecoder[K, V]) reuse(p *piece[K, V]) {
-	if p.out.m != nil {
+	if p.out.own != nil {
 		return
 	}
 	select {
@@ -258,7 +260,7 @@ type piece[K comparable, V any] struct {
 // Owners of a piece.
 const (
 	unclaimed = iota
-	byFirst   // the goroutine that decodes the first piece, into the map
+	byFirst   // the goroutine that decodes the first piece, into the table
 	byWorker  // a goroutine that decodes it apart
 )
 
@@ -281,15 +283,16 @@ func (p *piece[K, V]) decodeApart(dd *dataDecoder[K, V], pd *decoder, full []byt
 // errStopped ends the decoding of a piece whose outcome no longer matters.
 var errStopped = errors.New("stopped")
 
-// A memberSink takes the decoded members: into a map, or, for a piece decoded
-// beside the map being filled, into a slice of pairs that the map takes in
-// afterwards, so that each member is put in a map once. A slice would keep
-// every repetition of a member (a record may repeat one a million times):
-// past a budget of memory, the pairs are moved into a map of their own.
+// A memberSink takes the decoded members: into a table, or, for a piece
+// decoded beside the table being filled, into a slice of pairs that the table
+// takes in afterwards. A slice would keep every repetition of a member (a
+// record may repeat one a million times): past a budget of memory, the pairs
+// are moved into a map of their own.
 type memberSink[K comparable, V any] struct {
-	m      map[K]V
-	v      V // the value being decoded for m
+	t      *table[K, V]
 	pairs  []pair[K, V]
+	own    map[K]V
+	v      V   // the value being decoded for own
 	budget int // the most pairs kept
 	n      int // members put, counting repetitions
 }
@@ -318,7 +321,10 @@ func newPairSink[K comparable, V any](members, size int, spare chan []pair[K, V]
 
 // value returns the zero V that the member with key k is decoded into.
 func (s *memberSink[K, V]) value(k K) *V {
-	if s.m != nil {
+	switch {
+	case s.t != nil:
+		return s.t.next()
+	case s.own != nil:
 		s.v = *new(V)
 		return &s.v
 	}
@@ -329,29 +335,30 @@ func (s *memberSink[K, V]) value(k K) *V {
 // put adds the member with key k, decoded.
 func (s *memberSink[K, V]) put(k K) {
 	s.n++
-	if s.m != nil {
-		s.m[k] = s.v
-		return
-	}
-	if len(s.pairs) >= s.budget {
+	switch {
+	case s.t != nil:
+		s.t.put(k)
+	case s.own != nil:
+		s.own[k] = s.v
+	case len(s.pairs) >= s.budget:
 		own := make(map[K]V) // as large as the keys are different, not as the pairs are many
 		for _, p := range s.pairs {
 			own[p.k] = p.v
 		}
-		s.m, s.pairs = own, nil
+		s.own, s.pairs = own, nil
 	}
 }
 
-// drainInto puts the members of a piece, in order, into m, and returns how
+// drainInto puts the members of a piece, in order, into t, and returns how
 // many it put.
-func (s *memberSink[K, V]) drainInto(m map[K]V) int {
-	for k, v := range s.m {
-		m[k] = v // the members up to the switch and after: no key twice
+func (s *memberSink[K, V]) drainInto(t *table[K, V]) int {
+	for k, v := range s.own {
+		t.set(k, v) // the members up to the switch and after: no key twice
 	}
 	for _, p := range s.pairs {
-		m[p.k] = p.v
+		t.set(p.k, p.v)
 	}
-	return len(s.m) + len(s.pairs)
+	return len(s.own) + len(s.pairs)
 }
 
 // members decodes the members of the data object into out. With first, d.i
@@ -408,10 +415,10 @@ func (dd *dataDecoder[K, V]) members(d *decoder, out *memberSink[K, V], first, p
 	}
 }
 
-// mapHint is the size to make a map of about members entries with, for an
-// object of size bytes: never a map larger than the object, whatever an
-// estimate says (members repeated by the thousand are one entry).
-func mapHint[K comparable, V any](members, size int) int {
+// tableHint is the size to make a table of about members items with, for an
+// object of size bytes: never a table larger than the object, whatever an
+// estimate says (members repeated by the thousand are one item).
+func tableHint[K comparable, V any](members, size int) int {
 	entry := int(unsafe.Sizeof(*new(K)) + unsafe.Sizeof(*new(V)))
 	return max(0, min(members, size/8, size/max(entry, 1)))
 }
@@ -585,7 +592,7 @@ func setInt(p unsafe.Pointer, bits int, n int64) {
 
 // decodeDataWithHook checks the data object, cuts it between members into
 // one piece per core, and has hook decode the pieces in parallel.
-func decodeDataWithHook[K comparable, V any](d *decoder, hook func([]byte, any) error) (map[K]V, error) {
+func decodeDataWithHook[K comparable, V any](d *decoder, hook func([]byte, any) error) (table[K, V], error) {
 	start := d.i
 	pieces := max(1, min(runtime.GOMAXPROCS(0), (len(d.b)-start)/minPiece, maxPieces))
 	step := (len(d.b) - start) / pieces
@@ -597,12 +604,12 @@ func decodeDataWithHook[K comparable, V any](d *decoder, hook func([]byte, any) 
 			cuts = append(cuts, comma-start)
 		}
 	}); err != nil {
-		return nil, err
+		return table[K, V]{}, err
 	}
 	raw := d.b[start:d.i]
 	parts := make([]map[K]V, len(cuts)+1)
 	errs := make([]error, len(parts))
-	hint := mapHint[K, V](members+1, len(raw)) / len(parts)
+	hint := tableHint[K, V](members+1, len(raw)) / len(parts)
 	var wg sync.WaitGroup
 	from := 1 // after the '{'
 	for i := range parts {
@@ -621,15 +628,21 @@ func decodeDataWithHook[K comparable, V any](d *decoder, hook func([]byte, any) 
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			return nil, err
+			return table[K, V]{}, err
 		}
 	}
-	for _, part := range parts[1:] {
+	items := 0
+	for _, part := range parts {
+		items += len(part)
+	}
+	t := newTable[K, V](items)
+	for _, part := range parts {
 		for k, v := range part {
-			parts[0][k] = v // in record order: the last value of a key wins
+			t.set(k, v) // in record order: the last value of a key wins
 		}
 	}
-	return parts[0], nil
+	t.trim()
+	return t, nil
 }
 
 // callHook turns a panic of the hook into an error: it runs in a goroutine

@@ -273,7 +273,8 @@ func checkPieces[V any](t *testing.T, name string, rec []byte, apart bool) {
 		return pieces
 	}
 	pieces := cut()
-	fromPieces := dd.decodePieces(&decoder{b: rec, i: start, depth: 1}, pieces, make(map[string]V))
+	into := newTable[string, V](0)
+	fromPieces := dd.decodePieces(&decoder{b: rec, i: start, depth: 1}, pieces, &into)
 	if apart && name == "valid" && len(dd.spare) != len(pieces)-1 {
 		// Each piece decoded apart was taken in as soon as the first was
 		// decoded, and its pairs given to the next.
@@ -283,7 +284,8 @@ func checkPieces[V any](t *testing.T, name string, rec []byte, apart bool) {
 		t.Errorf("%s, %T, apart %v: decoded from its pieces: %v", name, want.Data, apart, fromPieces)
 	}
 	d := &decoder{b: rec, i: start, depth: 1}
-	got, err := dd.decodeCut(d, cut(), 0, &stop)
+	items, err := dd.decodeCut(d, cut(), 0, &stop)
+	got := items.toMap()
 	if err != nil {
 		err = fmt.Errorf("%w: %w", ErrMalformedRecord, inData(err))
 	}
@@ -301,7 +303,7 @@ func checkPieces[V any](t *testing.T, name string, rec []byte, apart bool) {
 // serves nothing, as an empty one.
 func TestSnapshotMethodsOnValueAndNil(t *testing.T) {
 	ts, loaded := time.Unix(1_700_000_000, 0), time.Unix(1_700_000_100, 0)
-	s := &Snapshot[string, int]{data: map[string]int{"a": 1, "b": 2}, timestamp: ts, loadedAt: loaded, record: recordID{size: 42}}
+	s := &Snapshot[string, int]{items: tableOf(map[string]int{"a": 1, "b": 2}), timestamp: ts, loadedAt: loaded, record: recordID{size: 42}}
 	if v, ok := s.Get("a"); v != 1 || !ok {
 		t.Errorf("Get(a) = %d, %v", v, ok)
 	}
@@ -312,7 +314,7 @@ func TestSnapshotMethodsOnValueAndNil(t *testing.T) {
 	for k, v := range s.All() {
 		all[k] = v
 	}
-	if !reflect.DeepEqual(all, s.data) || len(collect(s.Keys())) != 2 || s.Len() != 2 {
+	if !reflect.DeepEqual(all, map[string]int{"a": 1, "b": 2}) || len(collect(s.Keys())) != 2 || s.Len() != 2 {
 		t.Errorf("All = %v, Keys = %v, Len = %d", all, collect(s.Keys()), s.Len())
 	}
 	if !s.Timestamp().Equal(ts) || !s.LoadedAt().Equal(loaded) || s.size() != 42 {
@@ -481,7 +483,7 @@ func TestDecodeEncodeNilDataAndKeyTypes(t *testing.T) {
 	}
 }
 
-// The pairs of a piece taken into the map go to the next piece a worker
+// The pairs of a piece taken into the table go to the next piece a worker
 // decodes, if large enough; a piece whose pairs were moved into a map of
 // their own keeps it, for taking in again in order if a name repeats.
 func TestPairsOfTakenPiecesAreReused(t *testing.T) {
@@ -490,7 +492,7 @@ func TestPairsOfTakenPiecesAreReused(t *testing.T) {
 	taken.out.pairs = append(taken.out.pairs, pair[string, int]{k: "a", v: 1})
 	dd.reuse(taken)
 	if taken.out != nil {
-		t.Fatal("a piece taken into the map kept its pairs")
+		t.Fatal("a piece taken into the table kept its pairs")
 	}
 	next := newPairSink(80, 1<<20, dd.spare)
 	if len(next.pairs) != 0 || cap(next.pairs) != 100 {
@@ -504,7 +506,7 @@ func TestPairsOfTakenPiecesAreReused(t *testing.T) {
 		t.Errorf("pairs too few for the piece were taken: capacity %d, want 200", cap(small.pairs))
 	}
 
-	repeated := &piece[string, int]{out: &memberSink[string, int]{m: map[string]int{"a": 1}}}
+	repeated := &piece[string, int]{out: &memberSink[string, int]{own: map[string]int{"a": 1}}}
 	dd.reuse(repeated)
 	if repeated.out == nil || len(dd.spare) != 0 {
 		t.Error("a piece whose pairs were moved into a map gave them away")

@@ -18,7 +18,7 @@ func TestFreshReadsTakeTheFastPath(t *testing.T) {
 	c := mustNew(t, "Items", rdb, LoaderFunc[string, item](staticData(twoItems)), WithReloadTTL(time.Hour))
 	must(c.Get(t.Context(), "a"))
 	fresh := c.fresh.Load()
-	c.snap.Store(&Snapshot[string, item]{data: map[string]item{"a": {Name: "slow path"}}})
+	c.snap.Store(&Snapshot[string, item]{items: tableOf(map[string]item{"a": {Name: "slow path"}})})
 	if v := must(c.Get(t.Context(), "a")); v.Name != "one" {
 		t.Errorf("Get of a fresh snapshot = %q, want it from the fast path", v.Name)
 	}

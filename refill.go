@@ -263,7 +263,7 @@ func (c *Cache[K, V]) loadFailed(ctx context.Context, err error) {
 		return
 	}
 	// Written with its own timestamp: the data is no newer for being rewritten.
-	b, eerr := c.encodeRecord(Record[K, V]{Data: s.data, Timestamp: s.timestamp})
+	b, eerr := c.encodeRecord(Record[K, V]{Data: s.items.toMap(), Timestamp: s.timestamp})
 	if eerr != nil {
 		c.log.ErrorContext(ctx, "kiwicache.save_failed", "key", c.record.key, "error", eerr)
 		return

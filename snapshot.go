@@ -9,11 +9,11 @@ import (
 // A Snapshot is one immutable version of the dataset. Methods on a nil
 // *Snapshot behave as on an empty one.
 //
-// The map behind it is never handed out, so no caller can add, remove or
-// replace an item. Values are shared, not copied: when V holds maps, slices
+// Its items are never handed out but by value, so no caller can add, remove
+// or replace one. Values are shared, not copied: when V holds maps, slices
 // or pointers, treat what they point to as read-only.
 type Snapshot[K comparable, V any] struct {
-	data      map[K]V
+	items     table[K, V]
 	timestamp time.Time
 	loadedAt  time.Time
 	record    recordID // of the record it came from
@@ -26,8 +26,7 @@ func (s *Snapshot[K, V]) Get(key K) (V, bool) {
 		var zero V
 		return zero, false
 	}
-	v, ok := s.data[key]
-	return v, ok
+	return s.items.get(key)
 }
 
 // Len returns the number of items.
@@ -35,7 +34,7 @@ func (s *Snapshot[K, V]) Len() int {
 	if s == nil {
 		return 0
 	}
-	return len(s.data)
+	return s.items.len()
 }
 
 // Keys iterates over the keys, in no particular order.
@@ -43,7 +42,7 @@ func (s *Snapshot[K, V]) Keys() iter.Seq[K] {
 	if s == nil {
 		return func(func(K) bool) {}
 	}
-	return maps.Keys(s.data)
+	return maps.Keys(s.items.index)
 }
 
 // All iterates over the items, in no particular order.
@@ -51,7 +50,7 @@ func (s *Snapshot[K, V]) All() iter.Seq2[K, V] {
 	if s == nil {
 		return func(func(K, V) bool) {}
 	}
-	return maps.All(s.data)
+	return s.items.all()
 }
 
 // Timestamp returns when the data was read from the source (the record's

@@ -1,0 +1,144 @@
+package kiwicache
+
+import (
+	"iter"
+	"math/bits"
+	"slices"
+)
+
+// A table holds the items of a snapshot: their values in one slice, found
+// through a map from each key to its value's index.
+//
+// It takes fewer bytes than a map[K]V. A Go map keeps its entries in tables
+// of up to 1,024 slots, each filled to at most 7/8 and sized in powers of
+// two, so a map has 1.1 to 2.3 slots per entry; with the values in the map,
+// each spare slot costs a whole value, here only an int. A reload allocates
+// that much less, which leaves the collector less to do (BENCHMARKS.md).
+type table[K comparable, V any] struct {
+	index  map[K]int
+	values []V
+	dead   int // values no key points to: a later one of the same key replaced them
+
+	scratch []uint64 // compact's, while the table is filled
+}
+
+// newTable returns an empty table for about n items. The values have room
+// for a few more, so that an estimate a little short costs no copy of them.
+func newTable[K comparable, V any](n int) table[K, V] {
+	return table[K, V]{index: make(map[K]int, n), values: make([]V, 0, n+n/16)}
+}
+
+// tableOf returns a table of the items of m.
+func tableOf[K comparable, V any](m map[K]V) table[K, V] {
+	t := newTable[K, V](len(m))
+	for k, v := range m {
+		t.set(k, v)
+	}
+	return t
+}
+
+// get returns the value of k and whether there is one.
+func (t *table[K, V]) get(k K) (V, bool) {
+	if i, ok := t.index[k]; ok {
+		return t.values[i], true
+	}
+	var zero V
+	return zero, false
+}
+
+func (t *table[K, V]) len() int { return len(t.index) }
+
+// set makes v the value of k, in place of any it had.
+func (t *table[K, V]) set(k K, v V) {
+	t.values = append(t.values, v)
+	t.put(k)
+}
+
+// next returns a zero value at the end of the table to decode a member's
+// value into; put then makes it the value of the member's key.
+func (t *table[K, V]) next() *V {
+	t.values = append(t.values, *new(V))
+	return &t.values[len(t.values)-1]
+}
+
+// put makes the last value the value of k, in place of any it had. It looks
+// k up once: a key seen before shows only as a map no larger, and its old
+// value stays behind, dead, until the dead are many (a record may repeat a
+// member a million times).
+func (t *table[K, V]) put(k K) {
+	n := len(t.index)
+	t.index[k] = len(t.values) - 1
+	if len(t.index) > n {
+		return
+	}
+	if t.dead++; t.dead > max(len(t.values)/8, 64) {
+		t.compact()
+	}
+}
+
+// compact moves the live values to the front, in their order: a pass over
+// the values and one over the keys, with a bitmap of the live ones (kept for
+// the next compaction), so that its cost is a few steps per dead value.
+func (t *table[K, V]) compact() {
+	words := (len(t.values) + 63) / 64
+	t.scratch = slices.Grow(t.scratch[:0], 2*words)[:2*words]
+	clear(t.scratch)
+	live, before := t.scratch[:words], t.scratch[words:] // before[w]: live values before word w
+	for _, i := range t.index {
+		live[i/64] |= 1 << (i % 64)
+	}
+	n := 0
+	for w, word := range live {
+		before[w] = uint64(n)
+		for ; word != 0; word &= word - 1 {
+			t.values[n] = t.values[w*64+bits.TrailingZeros64(word)]
+			n++
+		}
+	}
+	clear(t.values[n:])
+	t.values = t.values[:n]
+	for k, i := range t.index {
+		t.index[k] = int(before[i/64]) + bits.OnesCount64(live[i/64]&(1<<(i%64)-1))
+	}
+	t.dead = 0
+}
+
+// reset empties the table, keeping its room.
+func (t *table[K, V]) reset() {
+	clear(t.index)
+	clear(t.values)
+	t.values, t.dead = t.values[:0], 0
+}
+
+// trim leaves the values exactly those of the keys, in a slice of their
+// size if the room to spare is large (an estimate of the items wide of the
+// mark): the table is kept as long as the snapshot is served.
+func (t *table[K, V]) trim() {
+	if t.dead > 0 {
+		t.compact()
+	}
+	if n := len(t.values); cap(t.values)-n > n/8 {
+		t.values = slices.Clone(t.values)
+	}
+	t.scratch = nil
+}
+
+// all iterates over the items, in no particular order.
+func (t *table[K, V]) all() iter.Seq2[K, V] {
+	return func(yield func(K, V) bool) {
+		for k, i := range t.index {
+			if !yield(k, t.values[i]) {
+				return
+			}
+		}
+	}
+}
+
+// toMap returns the items as a map.
+func (t *table[K, V]) toMap() map[K]V {
+	m := make(map[K]V, len(t.index))
+	for k, i := range t.index {
+		m[k] = t.values[i]
+	}
+	return m
+}
