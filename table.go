@@ -19,6 +19,12 @@ type table[K comparable, V any] struct {
 	values []V
 	dead   int // values no key points to: a later one of the same key replaced them
 
+	// unequal holds the values of keys unequal to themselves (a NaN in a
+	// key, which a TextUnmarshaler may make): their index, ^i, is never
+	// rewritten, as a map assignment of such a key adds an entry, each
+	// an item of its own, as in a map[K]V.
+	unequal []V
+
 	scratch []uint64 // compact's, while the table is filled
 }
 
@@ -40,13 +46,21 @@ func tableOf[K comparable, V any](m map[K]V) table[K, V] {
 // get returns the value of k and whether there is one.
 func (t *table[K, V]) get(k K) (V, bool) {
 	if i, ok := t.index[k]; ok {
-		return t.values[i], true
+		return t.at(i), true
 	}
 	var zero V
 	return zero, false
 }
 
 func (t *table[K, V]) len() int { return len(t.index) }
+
+// at returns the value at index i.
+func (t *table[K, V]) at(i int) V {
+	if i < 0 {
+		return t.unequal[^i]
+	}
+	return t.values[i]
+}
 
 // set makes v the value of k, in place of any it had.
 func (t *table[K, V]) set(k K, v V) {
@@ -66,6 +80,16 @@ func (t *table[K, V]) next() *V {
 // value stays behind, dead, until the dead are many (a record may repeat a
 // member a million times).
 func (t *table[K, V]) put(k K) {
+	if k != k {
+		// Never found again, so never rewritten by compact: its value
+		// goes where compact does not move it.
+		last := len(t.values) - 1
+		t.unequal = append(t.unequal, t.values[last])
+		t.values[last] = *new(V)
+		t.values = t.values[:last]
+		t.index[k] = ^(len(t.unequal) - 1)
+		return
+	}
 	n := len(t.index)
 	t.index[k] = len(t.values) - 1
 	if len(t.index) > n {
@@ -85,7 +109,9 @@ func (t *table[K, V]) compact() {
 	clear(t.scratch)
 	live, before := t.scratch[:words], t.scratch[words:] // before[w]: live values before word w
 	for _, i := range t.index {
-		live[i/64] |= 1 << (i % 64)
+		if i >= 0 {
+			live[i/64] |= 1 << (i % 64)
+		}
 	}
 	n := 0
 	for w, word := range live {
@@ -98,7 +124,9 @@ func (t *table[K, V]) compact() {
 	clear(t.values[n:])
 	t.values = t.values[:n]
 	for k, i := range t.index {
-		t.index[k] = int(before[i/64]) + bits.OnesCount64(live[i/64]&(1<<(i%64)-1))
+		if i >= 0 {
+			t.index[k] = int(before[i/64]) + bits.OnesCount64(live[i/64]&(1<<(i%64)-1))
+		}
 	}
 	t.dead = 0
 }
@@ -107,7 +135,8 @@ func (t *table[K, V]) compact() {
 func (t *table[K, V]) reset() {
 	clear(t.index)
 	clear(t.values)
-	t.values, t.dead = t.values[:0], 0
+	clear(t.unequal)
+	t.values, t.unequal, t.dead = t.values[:0], t.unequal[:0], 0
 }
 
 // trim leaves the values exactly those of the keys, in a slice of their
@@ -120,6 +149,9 @@ func (t *table[K, V]) trim() {
 	if n := len(t.values); cap(t.values)-n > n/8 {
 		t.values = slices.Clone(t.values)
 	}
+	if n := len(t.unequal); cap(t.unequal)-n > n/8 {
+		t.unequal = slices.Clone(t.unequal)
+	}
 	t.scratch = nil
 }
 
@@ -127,7 +159,7 @@ func (t *table[K, V]) trim() {
 func (t *table[K, V]) all() iter.Seq2[K, V] {
 	return func(yield func(K, V) bool) {
 		for k, i := range t.index {
-			if !yield(k, t.values[i]) {
+			if !yield(k, t.at(i)) {
 				return
 			}
 		}
@@ -138,7 +170,7 @@ func (t *table[K, V]) all() iter.Seq2[K, V] {
 func (t *table[K, V]) toMap() map[K]V {
 	m := make(map[K]V, len(t.index))
 	for k, i := range t.index {
-		m[k] = t.values[i]
+		m[k] = t.at(i)
 	}
 	return m
 }
