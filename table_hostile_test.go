@@ -1,14 +1,23 @@
 package kiwicache
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"os/exec"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kiwicache/kiwicache/internal/skipreport"
 )
 
 // floatKey is a key read with strconv.ParseFloat: "NaN" is a key unequal to
@@ -203,5 +212,285 @@ func TestTableHostileMatchesAMap(t *testing.T) {
 					func(i int) big { var b big; b[i%1024] = byte(i | 1); return b }, func(a, b big) bool { return a == b })
 			}
 		}
+	}
+}
+
+// foldKey is a key that many member names make: UnmarshalText keeps the
+// lower case of the name without its leading zeros, so "K01", "k1" and
+// "k001" are one key, repeated.
+type foldKey string
+
+func (f *foldKey) UnmarshalText(b []byte) error {
+	s := strings.ToLower(string(b))
+	if rest, ok := strings.CutPrefix(s, "k"); ok {
+		s = "k" + strings.TrimLeft(rest, "0")
+	}
+	*f = foldKey(s)
+	return nil
+}
+
+func (f foldKey) MarshalText() ([]byte, error) { return []byte(f), nil }
+
+// hostileData is a data object of n members (more than one piece's worth
+// of bytes) whose member names name(i) repeat as each layout says.
+func hostileData(n int, name func(i int) string, value func(i int) string) []byte {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%q: %s", name(i), value(i))
+	}
+	b.WriteString("}")
+	return []byte(b.String())
+}
+
+// hostileLayouts are data objects of mostly repeated member names.
+func hostileLayouts() map[string][]byte {
+	small := func(i int) string { return strconv.Itoa(i) }
+	obj := func(i int) string {
+		return fmt.Sprintf(`{"id": %d, "name": "n%d", "tags": ["t%d", "x"], "active": %t}`, i, i, i%5, i%2 == 0)
+	}
+	const n = 12_000
+	return map[string][]byte{
+		// One name, every time: the table must stay one value.
+		"one name": hostileData(60_000, func(int) string { return "1" }, small),
+		// Many names, then all of them again, twice.
+		"all again": hostileData(3*n, func(i int) string { return strconv.Itoa(i % n) }, obj),
+		// Two names alternating across every piece.
+		"alternating": hostileData(n, func(i int) string { return strconv.Itoa(i % 2) }, obj),
+		// Each name once early and once in a later piece.
+		"across pieces": hostileData(n, func(i int) string { return strconv.Itoa((i * 7919) % (n / 2)) }, obj),
+		// Integer names that an int key reads as one: 1, 01, +1, 001.
+		"merged integers": hostileData(n, func(i int) string {
+			return []string{"", "0", "+", "00", "+0"}[i%5] + strconv.Itoa(i%(n/5))
+		}, obj),
+		// Names a TextUnmarshaler folds into one key.
+		"folded names": hostileData(n, func(i int) string {
+			return []string{"k", "K", "k0", "K00"}[i%4] + strconv.Itoa(i%(n/4))
+		}, obj),
+	}
+}
+
+// checkTrimmed fails unless the table of a decoded record holds exactly one
+// value per key, with little room to spare, and no scratch.
+func checkTrimmed[K comparable, V any](t *testing.T, what string, tb *table[K, V]) {
+	t.Helper()
+	n := len(tb.values)
+	if n+len(tb.unequal) != tb.len() || tb.dead != 0 || tb.scratch != nil ||
+		cap(tb.values) > max(n+n/8, cap(slices.Clone(tb.values))) {
+		t.Errorf("%s: %d items in %d values (capacity %d), %d dead, scratch %d",
+			what, tb.len(), n, cap(tb.values), tb.dead, len(tb.scratch))
+	}
+}
+
+// Records made mostly of repeated member names, cut into pieces decoded on
+// 1 to 8 cores, decode as encoding/json decodes them (the last value of
+// each name, decoded fresh), into a table as a Cache serves it that holds
+// one value per key and little spare room, whose Len, Keys, All and Get
+// agree with JSONCodec.Decode's map.
+func TestTableHostileRepeatedRecords(t *testing.T) {
+	for name, data := range hostileLayouts() {
+		if len(data) < 2*minPiece {
+			t.Fatalf("%s: %d bytes, not cut into pieces", name, len(data))
+		}
+		rec := append(append([]byte(`{"data": `), data...), `, "timestamp": 1.5}`...)
+		for _, cores := range []int{1, 2, 3, 4, 8} {
+			t.Run(fmt.Sprintf("%s/%d cores", name, cores), func(t *testing.T) {
+				withCores(t, cores)
+				switch name {
+				case "one name":
+					diffDecode[int, int](t, data)
+					checkSnapshotOf[int, int](t, rec)
+				case "folded names":
+					diffDecode[foldKey, item](t, data)
+					checkSnapshotOf[foldKey, item](t, rec)
+				default:
+					diffDecode[int, item](t, data)
+					diffDecode[string, any](t, data)
+					checkSnapshotOf[int, item](t, rec)
+					checkSnapshotOf[string, item](t, rec)
+				}
+			})
+		}
+	}
+}
+
+// checkSnapshotOf decodes rec as a Cache does and checks the snapshot
+// against JSONCodec.Decode and its table against checkTrimmed.
+func checkSnapshotOf[K comparable, V any](t *testing.T, rec []byte) {
+	t.Helper()
+	dr, err := JSONCodec[K, V]{}.decode(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := must(JSONCodec[K, V]{}.Decode(rec)).Data
+	s := &Snapshot[K, V]{items: dr.items}
+	checkTrimmed(t, fmt.Sprintf("%T", want), &s.items)
+	if got := maps.Collect(s.All()); s.Len() != len(want) || !reflect.DeepEqual(got, want) {
+		t.Fatalf("%T: snapshot of %d items, All %d, Decode %d", want, s.Len(), len(got), len(want))
+	}
+	if keys := slices.Collect(s.Keys()); len(keys) != len(want) {
+		t.Fatalf("%T: Keys gives %d, want %d", want, len(keys), len(want))
+	}
+	for k, w := range want {
+		if v, ok := s.Get(k); !ok || !reflect.DeepEqual(v, w) {
+			t.Fatalf("%T: Get(%v) = %v, %v, want %v", want, k, v, ok, w)
+		}
+	}
+}
+
+// markingCodec embeds JSONCodec and decodes with it, then marks what it
+// read: a Cache must serve what its Decode returns, not what the embedded
+// JSONCodec would.
+type markingCodec struct{ JSONCodec[string, int] }
+
+func (c markingCodec) Decode(b []byte) (Record[string, int], error) {
+	rec, err := c.JSONCodec.Decode(b)
+	for k, v := range rec.Data {
+		rec.Data[k] = v + 1000
+	}
+	if rec.Data != nil {
+		rec.Data["marked"] = 1
+	}
+	return rec, err
+}
+
+// embeddingCodec embeds JSONCodec and nothing else: its Decode is
+// JSONCodec's, through a map.
+type embeddingCodec struct{ JSONCodec[string, int] }
+
+// A Cache serves a raw record written to a real Redis as its codec decodes
+// it: one that embeds a JSONCodec with a Decode of its own (by value or by
+// pointer) through that Decode; one that only embeds it, and JSONCodec by
+// value or by pointer, as encoding/json reads the record, repeated names
+// across the record's pieces included, at 1 to 8 cores.
+func TestTableHostileCacheHonorsItsCodec(t *testing.T) {
+	rdb := realRedis(t)
+	name := uniqueName(t)
+	data := hostileData(20_000, func(i int) string { return strconv.Itoa(i % 7_000) }, strconv.Itoa)
+	rec := append(append([]byte(`{"data": `), data...), `, "timestamp": 1764087331.5}`...)
+	if err := rdb.Set(t.Context(), "resource:"+name, rec, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var want map[string]int
+	if err := json.Unmarshal(data, &want); err != nil {
+		t.Fatal(err)
+	}
+	marked := map[string]int{"marked": 1}
+	for k, v := range want {
+		marked[k] = v + 1000
+	}
+	noLoad := LoaderFunc[string, int](func(context.Context) (map[string]int, error) {
+		return nil, errors.New("the record is in Redis: nothing to load")
+	})
+	codecs := []struct {
+		name  string
+		codec Codec[string, int]
+		want  map[string]int
+	}{
+		{"JSONCodec", JSONCodec[string, int]{}, want},
+		{"*JSONCodec", &JSONCodec[string, int]{}, want},
+		{"embedding", embeddingCodec{}, want},
+		{"marking", markingCodec{}, marked},
+		{"*marking", &markingCodec{}, marked},
+	}
+	for _, cores := range []int{1, 2, 4, 8} {
+		for _, cc := range codecs {
+			withCores(t, cores)
+			c := mustNew(t, name, rdb, noLoad, WithCodec(cc.codec))
+			s, err := c.Snapshot(t.Context())
+			if err != nil {
+				t.Fatalf("%s, %d cores: %v", cc.name, cores, err)
+			}
+			if got := maps.Collect(s.All()); s.Len() != len(cc.want) || !maps.Equal(got, cc.want) {
+				t.Fatalf("%s, %d cores: %d items served (All %d), want %d", cc.name, cores, s.Len(), len(got), len(cc.want))
+			}
+			for _, k := range []string{"0", "6999", "marked"} {
+				v, err := c.Get(t.Context(), k)
+				if w, ok := cc.want[k]; ok != (err == nil) || v != w {
+					t.Errorf("%s, %d cores: Get(%s) = %d, %v, want %d", cc.name, cores, k, v, err, w)
+				}
+			}
+			checkTrimmed(t, cc.name, &s.items)
+			c.Close()
+		}
+	}
+}
+
+// A record Python writes with member names repeated across its pieces, some
+// of them integers a Go int key reads as one ("7", "07", "+7"), is served
+// by a Cache, at 1 to 8 cores, as Python's json.loads reads it (string
+// keys) and as encoding/json reads the bytes in Redis (int keys).
+func TestTableHostileRepeatedNamesFromPython(t *testing.T) {
+	rdb := realRedis(t)
+	python := ""
+	for _, p := range []string{"python3", "/usr/bin/python3"} {
+		if exec.Command(p, "-c", "import redis").Run() == nil {
+			python = p
+			break
+		}
+	}
+	if python == "" {
+		skipreport.Skip(t, "Python record with repeated names", "no python3 with the redis module (Debian: python3-redis)")
+	}
+	name := uniqueName(t)
+	opts, _ := redis.ParseURL(realRedisURL)
+	// 9,000 members, 4,500 different names in Python, 1,500 as Go ints.
+	script := `
+import json, sys, redis
+parts = []
+for i in range(9000):
+    n = i % 1500
+    k = ["%d", "0%d", "+%d"][(i // 1500) % 3] % n
+    parts.append('"%s": {"id": %d, "name": "n%d", "tags": ["t%d"], "active": %s}' % (k, i, i, i % 4, "true" if i % 2 else "false"))
+text = '{"data": {' + ", ".join(parts) + '}, "timestamp": 1764087331.5}'
+r = redis.Redis(host=sys.argv[1], port=int(sys.argv[2]), db=int(sys.argv[3]))
+r.set("resource:" + sys.argv[4], text)
+print(json.dumps(json.loads(text)["data"]))
+`
+	host, port, _ := strings.Cut(opts.Addr, ":")
+	out, err := exec.Command(python, "-c", script, host, port, fmt.Sprint(opts.DB), name).Output()
+	if err != nil {
+		t.Fatalf("python3: %v", err)
+	}
+	var wantStrings map[string]item
+	if err := json.Unmarshal(out, &wantStrings); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := rdb.Get(t.Context(), "resource:"+name).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) < 4*minPiece {
+		t.Fatalf("a %d-byte record: too small to be cut", len(raw))
+	}
+	var wantInts struct {
+		Data map[int]item `json:"data"`
+	}
+	if err := json.Unmarshal(raw, &wantInts); err != nil {
+		t.Fatal(err)
+	}
+	if len(wantInts.Data) >= len(wantStrings) {
+		t.Fatalf("int keys: %d items, string keys %d: no names merged", len(wantInts.Data), len(wantStrings))
+	}
+	for _, cores := range []int{1, 2, 4, 8} {
+		withCores(t, cores)
+		fail := func(context.Context) error { return errors.New("the record is in Redis: nothing to load") }
+		cs := mustNew(t, name, rdb, LoaderFunc[string, item](func(ctx context.Context) (map[string]item, error) { return nil, fail(ctx) }))
+		ci := mustNew(t, name, rdb, LoaderFunc[int, item](func(ctx context.Context) (map[int]item, error) { return nil, fail(ctx) }))
+		ss := must(cs.Snapshot(t.Context()))
+		si := must(ci.Snapshot(t.Context()))
+		if got := maps.Collect(ss.All()); !reflect.DeepEqual(got, wantStrings) {
+			t.Errorf("%d cores, string keys: %d items served, Python reads %d", cores, len(got), len(wantStrings))
+		}
+		if got := maps.Collect(si.All()); !reflect.DeepEqual(got, wantInts.Data) {
+			t.Errorf("%d cores, int keys: %d items served, encoding/json reads %d", cores, len(got), len(wantInts.Data))
+		}
+		checkTrimmed(t, "string keys", &ss.items)
+		checkTrimmed(t, "int keys", &si.items)
+		cs.Close()
+		ci.Close()
 	}
 }
