@@ -19,6 +19,13 @@ type table[K comparable, V any] struct {
 	values []V
 	dead   int // values no key points to: a later one of the same key replaced them
 
+	// repeats is set once the dead were many enough to compact: in a
+	// table whose keys repeat that much, put looks a key up before it
+	// stores it, and a repeated key's value takes its old one's place. A
+	// new key then costs a lookup more, but a repeated one no compaction,
+	// which rewrites every index: 8 map assignments per dead value.
+	repeats bool
+
 	// unequal holds the values of keys unequal to themselves (a NaN in a
 	// key, which a TextUnmarshaler may make): their index, ^i, is never
 	// rewritten, as a map assignment of such a key adds an entry, each
@@ -78,7 +85,7 @@ func (t *table[K, V]) next() *V {
 // put makes the last value the value of k, in place of any it had. It looks
 // k up once: a key seen before shows only as a map no larger, and its old
 // value stays behind, dead, until the dead are many (a record may repeat a
-// member a million times).
+// member a million times); from then on, it looks k up first (repeats).
 func (t *table[K, V]) put(k K) {
 	if k != k {
 		// Never found again, so never rewritten by compact: its value
@@ -90,13 +97,25 @@ func (t *table[K, V]) put(k K) {
 		t.index[k] = ^(len(t.unequal) - 1)
 		return
 	}
+	last := len(t.values) - 1
+	if t.repeats {
+		if i, ok := t.index[k]; ok {
+			t.values[i] = t.values[last]
+			t.values[last] = *new(V)
+			t.values = t.values[:last]
+			return
+		}
+		t.index[k] = last
+		return
+	}
 	n := len(t.index)
-	t.index[k] = len(t.values) - 1
+	t.index[k] = last
 	if len(t.index) > n {
 		return
 	}
 	if t.dead++; t.dead > max(len(t.values)/8, 64) {
 		t.compact()
+		t.repeats = true
 	}
 }
 
@@ -136,7 +155,7 @@ func (t *table[K, V]) reset() {
 	clear(t.index)
 	clear(t.values)
 	clear(t.unequal)
-	t.values, t.unequal, t.dead = t.values[:0], t.unequal[:0], 0
+	t.values, t.unequal, t.dead, t.repeats = t.values[:0], t.unequal[:0], 0, false
 }
 
 // trim leaves the values exactly those of the keys, in a slice of their

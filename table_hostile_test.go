@@ -132,7 +132,7 @@ func runTableOps[V any](t *testing.T, what string, seed uint64, keys, ops, hint 
 		if _, ok := tb.get(floatKey(-1)); ok {
 			t.Fatalf("%s, %s: get of an absent key found a value", what, stage)
 		}
-		if live := tb.len() - nans; len(tb.values) != live+tb.dead || tb.dead > max(len(tb.values)/8, 64) {
+		if live := tb.len() - nans; len(tb.values) != live+tb.dead || tb.dead > max(len(tb.values)/8, 64) || tb.repeats && tb.dead != 0 {
 			t.Fatalf("%s, %s: %d values, %d dead, for %d keys", what, stage, len(tb.values), tb.dead, live)
 		}
 		var zero V
@@ -492,5 +492,35 @@ print(json.dumps(json.loads(text)["data"]))
 		checkTrimmed(t, "int keys", &si.items)
 		cs.Close()
 		ci.Close()
+	}
+}
+
+// A table whose keys repeat past its first compaction holds no dead value
+// from then on: a repeated key's value takes the place of its old one, so
+// a record of every name four times is compacted once, not every eighth
+// of its values (each compaction rewrites every key's index), and holds
+// exactly one value per key before it is trimmed (one key stored a
+// thousand times, one value).
+func TestTableHostileRepeatsCompactOnce(t *testing.T) {
+	for keys, times := range map[int]int{1: 1000, 100: 4, 10_000: 4} {
+		tb := newTable[string, [4]int](keys)
+		names := make([]string, keys)
+		for i := range names {
+			names[i] = strconv.Itoa(i)
+		}
+		for r := range times {
+			for i, k := range names {
+				*tb.next() = [4]int{r, i}
+				tb.put(k)
+			}
+		}
+		if len(tb.values) != keys || tb.dead != 0 || tb.len() != keys {
+			t.Errorf("%d keys stored %d times: %d values, %d dead, len %d", keys, times, len(tb.values), tb.dead, tb.len())
+		}
+		for i, k := range names {
+			if v, _ := tb.get(k); v != [4]int{times - 1, i} {
+				t.Fatalf("%d keys: get(%s) = %v, want the last", keys, k, v)
+			}
+		}
 	}
 }
