@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -522,5 +523,83 @@ func TestTableHostileRepeatsCompactOnce(t *testing.T) {
 				t.Fatalf("%d keys: get(%s) = %v, want the last", keys, k, v)
 			}
 		}
+	}
+}
+
+// Snapshots are read (Get, All, Keys, Len, on old snapshots and the
+// Cache's) on several goroutines while records of repeated names, cut into
+// pieces, are decoded into new ones: under go test -race, the tables share
+// nothing a reader sees with the decoding of the next, and each snapshot
+// serves what encoding/json reads from its record.
+func TestTableHostileReadsWhileDecoding(t *testing.T) {
+	rdb := realRedis(t)
+	withCores(t, 4)
+	name := uniqueName(t)
+	recs := make([][]byte, 4)
+	wants := make([]map[string]int, len(recs))
+	for r := range recs {
+		data := hostileData(15_000, func(i int) string { return strconv.Itoa((i * (r + 3)) % 5_000) },
+			func(i int) string { return strconv.Itoa(i*10 + r) })
+		recs[r] = append(append([]byte(`{"data": `), data...), fmt.Sprintf(`, "timestamp": 1764087331.%d}`, r)...)
+		if err := json.Unmarshal(data, &wants[r]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rdb.Set(t.Context(), "resource:"+name, recs[0], 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := mustNew(t, name, rdb, LoaderFunc[string, int](func(context.Context) (map[string]int, error) {
+		return nil, errors.New("the record is in Redis: nothing to load")
+	}))
+	first := must(c.Snapshot(t.Context()))
+	done := make(chan struct{})
+	var readers sync.WaitGroup
+	for g := range 3 {
+		readers.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				s := first
+				if g > 0 {
+					s = must(c.Snapshot(context.Background()))
+				}
+				digits, n := map[int]bool{}, 0 // record r's values all end in r
+				for k, v := range s.All() {
+					if w, ok := s.Get(k); !ok || w != v {
+						t.Errorf("Get(%s) = %d, %v; All gives %d", k, w, ok, v)
+						return
+					}
+					digits[v%10], n = true, n+1
+				}
+				keys := 0
+				for range s.Keys() {
+					keys++
+				}
+				if n != s.Len() || keys != n || len(digits) != 1 {
+					t.Errorf("a snapshot of %d items gives %d in All, %d keys, values of records mixed", s.Len(), n, keys)
+					return
+				}
+			}
+		})
+	}
+	for round := range 12 {
+		r := round % len(recs)
+		if err := rdb.Set(t.Context(), "resource:"+name, recs[r], 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Reload(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if got := maps.Collect(must(c.Snapshot(t.Context())).All()); !maps.Equal(got, wants[r]) {
+			t.Fatalf("round %d: %d items served, encoding/json reads %d", round, len(got), len(wants[r]))
+		}
+	}
+	close(done)
+	readers.Wait()
+	if got := maps.Collect(first.All()); !maps.Equal(got, wants[0]) {
+		t.Fatalf("the first snapshot changed: %d items, want %d", len(got), len(wants[0]))
 	}
 }
