@@ -1,6 +1,7 @@
 package kiwicache
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -602,4 +603,39 @@ func TestTableHostileReadsWhileDecoding(t *testing.T) {
 	if got := maps.Collect(first.All()); !maps.Equal(got, wants[0]) {
 		t.Fatalf("the first snapshot changed: %d items, want %d", len(got), len(wants[0]))
 	}
+}
+
+// A fuzzed data object's members, written again and again under a few
+// names (how few the fuzzer says) into a record cut into pieces, decode at
+// 1 and 4 cores as encoding/json decodes them: the last value of each
+// name, whatever the values and wherever the pieces are cut.
+func FuzzTableHostileRepeatedPieces(f *testing.F) {
+	for _, seed := range diffSeeds {
+		f.Add([]byte(seed), uint16(3))
+	}
+	f.Add([]byte(`{"a": 1, "a": [2], "b": {"c": ", \"k1\": "}}`), uint16(1))
+	f.Add([]byte(`{"id": 1, "tags": ["a", "b"], "tags": ["c"]}`), uint16(700))
+	f.Fuzz(func(t *testing.T, data []byte, names uint16) {
+		trimmed := bytes.TrimSpace(data)
+		if len(trimmed) < 2 || trimmed[0] != '{' || trimmed[len(trimmed)-1] != '}' || names == 0 {
+			return
+		}
+		members := trimmed[1 : len(trimmed)-1]
+		var rec bytes.Buffer
+		rec.WriteString(`{`)
+		for i := 0; rec.Len() < 4*minPiece+len(members); i++ {
+			if i > 0 {
+				rec.WriteString(", ")
+			}
+			fmt.Fprintf(&rec, `"%0*d": {"i": %d, `, i%3, (i*7919)%int(names), i)
+			rec.Write(members)
+			rec.WriteString("}")
+		}
+		rec.WriteString(`}`)
+		for _, cores := range []int{1, 4} {
+			withCores(t, cores)
+			diffDecode[string, any](t, rec.Bytes())
+			diffDecode[int, map[string]any](t, rec.Bytes())
+		}
+	})
 }
