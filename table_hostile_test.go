@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os/exec"
 	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -638,4 +639,39 @@ func FuzzTableHostileRepeatedPieces(f *testing.F) {
 			diffDecode[int, map[string]any](t, rec.Bytes())
 		}
 	})
+}
+
+// retainedBy returns the bytes of heap that the result of f keeps alive.
+func retainedBy[T any](f func() T) int64 {
+	heap := func() int64 {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapAlloc)
+	}
+	kept := f()
+	with := heap()
+	runtime.KeepAlive(kept)
+	kept = *new(T)
+	return with - heap()
+}
+
+// A record whose members mostly repeat a few names is served from a table
+// that keeps no room for the members the decoder expected: a snapshot of
+// one or two items, from a record of 60,000 members or of 12,000 large
+// ones, keeps a few kilobytes alive, not an index sized for them all.
+func TestTableHostileIndexFitsItsKeys(t *testing.T) {
+	withCores(t, 1)
+	for _, layout := range []string{"one name", "alternating"} {
+		data := hostileLayouts()[layout]
+		rec := append(append([]byte(`{"data": `), data...), `, "timestamp": 1.5}`...)
+		for _, cores := range []int{1, 4} {
+			withCores(t, cores)
+			kept := retainedBy(func() decodedRecord[string, any] { return must(JSONCodec[string, any]{}.decode(rec)) })
+			if kept > 32<<10 {
+				t.Errorf("%s, %d cores: a snapshot of at most 2 items from a %d-byte record keeps %d bytes alive", layout, cores, len(rec), kept)
+			}
+		}
+	}
 }
