@@ -16,6 +16,7 @@ import (
 // that much less, which leaves the collector less to do (BENCHMARKS.md).
 type table[K comparable, V any] struct {
 	index  map[K]int
+	room   int // the keys index was made for: a map never shrinks
 	values []V
 	dead   int // values no key points to: a later one of the same key replaced them
 
@@ -38,7 +39,7 @@ type table[K comparable, V any] struct {
 // newTable returns an empty table for about n items. The values have room
 // for a few more, so that an estimate a little short costs no copy of them.
 func newTable[K comparable, V any](n int) table[K, V] {
-	return table[K, V]{index: make(map[K]int, n), values: make([]V, 0, n+n/16)}
+	return table[K, V]{index: make(map[K]int, n), room: n, values: make([]V, 0, n+n/16)}
 }
 
 // tableOf returns a table of the items of m.
@@ -160,10 +161,19 @@ func (t *table[K, V]) reset() {
 
 // trim leaves the values exactly those of the keys, in a slice of their
 // size if the room to spare is large (an estimate of the items wide of the
-// mark): the table is kept as long as the snapshot is served.
+// mark), and the index in a map of their size if it was made for more than
+// twice as many (members repeated by the thousand): the table is kept as
+// long as the snapshot is served.
 func (t *table[K, V]) trim() {
 	if t.dead > 0 {
 		t.compact()
+	}
+	if n := len(t.index); t.room > 2*n {
+		index := make(map[K]int, n)
+		for k, i := range t.index {
+			index[k] = i // a key unequal to itself is added, as each is
+		}
+		t.index, t.room = index, n
 	}
 	if n := len(t.values); cap(t.values)-n > n/8 {
 		t.values = slices.Clone(t.values)
