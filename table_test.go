@@ -3,6 +3,7 @@ package kiwicache
 import (
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 )
@@ -49,7 +50,9 @@ func TestTableMatchesAMap(t *testing.T) {
 			checkTable(t, what, &tb, want)
 			tb.trim()
 			checkTable(t, what+", trimmed", &tb, want)
-			if n := len(tb.values); n != len(want) || tb.dead != 0 || cap(tb.values)-n > n/8 || tb.scratch != nil {
+			// No room beyond an eighth, but what the allocator rounds a slice
+			// of exactly the values up to (slices.Clone: 520 ints, 608).
+			if n := len(tb.values); n != len(want) || tb.dead != 0 || cap(tb.values) > max(n+n/8, cap(slices.Clone(tb.values))) || tb.scratch != nil {
 				t.Errorf("%s, trimmed: %d values (capacity %d) for %d keys, %d dead, scratch %d",
 					what, n, cap(tb.values), len(want), tb.dead, len(tb.scratch))
 			}
