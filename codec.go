@@ -34,6 +34,10 @@ type Record[K comparable, V any] struct {
 // A Codec turns a Record into the bytes of the Redis string and back.
 // Decode must return an error (never panic) for any input it cannot read; the
 // cache logs such a record as malformed and refills it from the source.
+//
+// A Cache copies the map that Decode returns into its snapshot, which keeps
+// the values in one slice (fewer bytes than a map); with a JSONCodec, the
+// default, it decodes straight into it instead, making no map.
 type Codec[K comparable, V any] interface {
 	Encode(rec Record[K, V]) ([]byte, error)
 	Decode(b []byte) (Record[K, V], error)
@@ -55,9 +59,10 @@ type Codec[K comparable, V any] interface {
 //   - a record with invalid UTF-8 is malformed (encoding/json would replace
 //     the bytes, and merge keys that differ only by them), as it is for Python.
 //
-// Records are decoded by a decoder made for them: straight into the map, with
-// a plan per value type made once, on every core for large records, with
-// strings copied so that nothing keeps the record's bytes alive
+// Records are decoded by a decoder made for them: straight into the
+// snapshot's storage when a Cache decodes them (Decode makes a map of it),
+// with a plan per value type made once, on every core for large records,
+// with strings copied so that nothing keeps the record's bytes alive
 // (BENCHMARKS.md has its measurements against encoding/json and others).
 //
 // The zero value is ready to use.

@@ -3,6 +3,7 @@ package kiwicache
 import (
 	"iter"
 	"math/bits"
+	"reflect"
 	"slices"
 )
 
@@ -30,8 +31,9 @@ type table[K comparable, V any] struct {
 	// unequal holds the values of keys unequal to themselves (a NaN in a
 	// key, which a TextUnmarshaler may make): their index, ^i, is never
 	// rewritten, as a map assignment of such a key adds an entry, each
-	// an item of its own, as in a map[K]V.
-	unequal []V
+	// an item of its own, as in a map[K]V. get never finds them.
+	unequal      []V
+	mayBeUnequal bool // K can hold such a key (a float or an interface in it)
 
 	scratch []uint64 // compact's, while the table is filled
 }
@@ -39,7 +41,26 @@ type table[K comparable, V any] struct {
 // newTable returns an empty table for about n items. The values have room
 // for a few more, so that an estimate a little short costs no copy of them.
 func newTable[K comparable, V any](n int) table[K, V] {
-	return table[K, V]{index: make(map[K]int, n), room: n, values: make([]V, 0, n+n/16)}
+	return table[K, V]{index: make(map[K]int, n), room: n, values: make([]V, 0, n+n/16),
+		mayBeUnequal: mayBeUnequal(reflect.TypeFor[K]())}
+}
+
+// mayBeUnequal reports whether a value of the comparable type t can be
+// unequal to itself: whether it can hold a float, a complex or an interface.
+func mayBeUnequal(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128, reflect.Interface:
+		return true
+	case reflect.Array:
+		return mayBeUnequal(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if mayBeUnequal(t.Field(i).Type) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // tableOf returns a table of the items of m.
@@ -54,7 +75,7 @@ func tableOf[K comparable, V any](m map[K]V) table[K, V] {
 // get returns the value of k and whether there is one.
 func (t *table[K, V]) get(k K) (V, bool) {
 	if i, ok := t.index[k]; ok {
-		return t.at(i), true
+		return t.values[i], true // a key that is found is equal to itself: i >= 0
 	}
 	var zero V
 	return zero, false
@@ -88,7 +109,7 @@ func (t *table[K, V]) next() *V {
 // value stays behind, dead, until the dead are many (a record may repeat a
 // member a million times); from then on, it looks k up first (repeats).
 func (t *table[K, V]) put(k K) {
-	if k != k {
+	if t.mayBeUnequal && k != k {
 		// Never found again, so never rewritten by compact: its value
 		// goes where compact does not move it.
 		last := len(t.values) - 1
