@@ -236,12 +236,17 @@ func (s *stack[T]) drop(base int) {
 // A slab hands out small slices of T carved from shared chunks: one
 // allocation for hundreds of arrays of a few elements (the tags of each
 // item). Each slice has its length as capacity, so an append to it copies
-// it rather than write into its neighbour's elements.
+// it rather than write into its neighbour's elements. Its chunks grow from
+// maxSlabbed elements to slabChunk: a chunk is kept whole while a slice of
+// it is, and a decoder that takes a few slices (the items share their tags)
+// keeps a small one.
 type slab[T any] struct {
-	free []T
+	free  []T
+	chunk int // elements of the last chunk
 }
 
-// maxSlabbed is the longest slice taken from a slab; slabChunk its chunk.
+// maxSlabbed is the longest slice taken from a slab; slabChunk its largest
+// chunk.
 const (
 	maxSlabbed = 32
 	slabChunk  = 512
@@ -253,7 +258,8 @@ func (s *slab[T]) make(n int) []T {
 		return make([]T, n)
 	}
 	if len(s.free) < n {
-		s.free = make([]T, slabChunk)
+		s.chunk = min(max(2*s.chunk, maxSlabbed), slabChunk)
+		s.free = make([]T, s.chunk)
 	}
 	out := s.free[:n:n]
 	s.free = s.free[n:]
