@@ -206,17 +206,7 @@ func TestDecodeHostileSharedStringArrays(t *testing.T) {
 // it is cut into, and in items): the last value of each, as in Python.
 func TestDecodeHostileRepeatedNamesFromPython(t *testing.T) {
 	rdb := realRedis(t)
-	// The first python3 with the redis module: on PATH, or Debian's.
-	python := ""
-	for _, p := range []string{"python3", "/usr/bin/python3"} {
-		if exec.Command(p, "-c", "import redis").Run() == nil {
-			python = p
-			break
-		}
-	}
-	if python == "" {
-		skipreport.Skip(t, "Python record with repeated names", "no python3 with the redis module (Debian: python3-redis)")
-	}
+	python := pythonWithRedis(t)
 	name := uniqueName(t)
 	opts, _ := redis.ParseURL(realRedisURL)
 	// The record: 6,000 items, the names k0, k1, k2999 and k5999 repeated
@@ -378,4 +368,16 @@ func TestDecodeHostileConcurrentDecodes(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// pythonWithRedis returns the first python3 with the redis module, on PATH
+// or Debian's, or skips t.
+func pythonWithRedis(t *testing.T) string {
+	for _, p := range []string{"python3", "/usr/bin/python3"} {
+		if exec.Command(p, "-c", "import redis").Run() == nil {
+			return p
+		}
+	}
+	skipreport.Skip(t, "Python record with repeated names", "no python3 with the redis module (Debian: python3-redis)")
+	return ""
 }

@@ -19,8 +19,6 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/kiwicache/kiwicache/internal/skipreport"
 )
 
 // floatKey is a key read with strconv.ParseFloat: "NaN" is a key unequal to
@@ -428,16 +426,7 @@ func TestTableHostileCacheHonorsItsCodec(t *testing.T) {
 // keys) and as encoding/json reads the bytes in Redis (int keys).
 func TestTableHostileRepeatedNamesFromPython(t *testing.T) {
 	rdb := realRedis(t)
-	python := ""
-	for _, p := range []string{"python3", "/usr/bin/python3"} {
-		if exec.Command(p, "-c", "import redis").Run() == nil {
-			python = p
-			break
-		}
-	}
-	if python == "" {
-		skipreport.Skip(t, "Python record with repeated names", "no python3 with the redis module (Debian: python3-redis)")
-	}
+	python := pythonWithRedis(t)
 	name := uniqueName(t)
 	opts, _ := redis.ParseURL(realRedisURL)
 	// 9,000 members, 4,500 different names in Python, 1,500 as Go ints.
