@@ -280,7 +280,7 @@ func BenchmarkDecode(b *testing.B) {
 		b.SetBytes(int64(len(rec)))
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := (JSONCodec[string, item]{}).decode(rec); err != nil {
+			if _, err := (JSONCodec[string, item]{}).decode(rec, false); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -561,9 +561,9 @@ func (c *Cache[K, V]) decode(b []byte, id recordID) (s *Snapshot[K, V], err erro
 	// that embeds a JSONCodec included, by its Decode, into a map copied.
 	switch codec := c.codec.(type) {
 	case JSONCodec[K, V]:
-		rec, err = codec.decode(b)
+		rec, err = codec.decode(b, false)
 	case *JSONCodec[K, V]:
-		rec, err = codec.decode(b)
+		rec, err = codec.decode(b, false)
 	default:
 		var r Record[K, V]
 		r, err = c.codec.Decode(b)

@@ -146,16 +146,17 @@ func (JSONCodec[K, V]) Encode(rec Record[K, V]) ([]byte, error) {
 //
 // Strings are copies: the decoded record keeps nothing of b alive.
 func (c JSONCodec[K, V]) Decode(b []byte) (Record[K, V], error) {
-	rec, err := c.decode(b)
+	rec, err := c.decode(b, true)
 	if err != nil {
 		return Record[K, V]{}, err
 	}
-	return Record[K, V]{Data: rec.items.toMap(), Timestamp: rec.timestamp}, nil
+	return Record[K, V]{Data: rec.data, Timestamp: rec.timestamp}, nil
 }
 
-// decode is Decode into the table a snapshot serves: a Cache whose Codec is
-// a JSONCodec decodes records with it, and makes no map.
-func (c JSONCodec[K, V]) decode(b []byte) (rec decodedRecord[K, V], err error) {
+// decode is Decode into the table a snapshot serves, or with toMap into a
+// map: a Cache whose Codec is a JSONCodec decodes records into the table,
+// and makes no map.
+func (c JSONCodec[K, V]) decode(b []byte, toMap bool) (rec decodedRecord[K, V], err error) {
 	if err := checkKeyType[K](); err != nil {
 		return rec, fmt.Errorf("kiwicache: decode record: %w: %w", ErrInvalidConfig, err)
 	}
@@ -167,7 +168,7 @@ func (c JSONCodec[K, V]) decode(b []byte) (rec decodedRecord[K, V], err error) {
 				&PanicError{Value: p, Stack: debug.Stack()})
 		}
 	}()
-	rec, err = decodeJSONRecord[K, V](b, c.Unmarshal)
+	rec, err = decodeJSONRecord[K, V](b, c.Unmarshal, toMap)
 	if err != nil {
 		return decodedRecord[K, V]{}, fmt.Errorf("%w: %w", ErrMalformedRecord, err)
 	}

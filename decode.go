@@ -35,15 +35,17 @@ const minPiece = 32 << 10
 const maxPieces = 16
 
 // A decodedRecord is a record as the decoder reads it: its items in the
-// table a snapshot serves them from.
+// table a snapshot serves them from, or in a map for JSONCodec.Decode.
 type decodedRecord[K comparable, V any] struct {
 	items     table[K, V]
+	data      map[K]V
 	timestamp time.Time
 }
 
-// decodeJSONRecord decodes a record; hook, if not nil, decodes the data
-// object's members instead of the built-in decoder (JSONCodec.Unmarshal).
-func decodeJSONRecord[K comparable, V any](b []byte, hook func([]byte, any) error) (rec decodedRecord[K, V], err error) {
+// decodeJSONRecord decodes a record, its items into a table, or with toMap
+// into a map; hook, if not nil, decodes the data object's members instead
+// of the built-in decoder (JSONCodec.Unmarshal).
+func decodeJSONRecord[K comparable, V any](b []byte, hook func([]byte, any) error, toMap bool) (rec decodedRecord[K, V], err error) {
 	d := &decoder{b: b}
 	d.space()
 	if d.i >= len(b) {
@@ -62,7 +64,7 @@ func decodeJSONRecord[K comparable, V any](b []byte, hook func([]byte, any) erro
 	d.space()
 	var haveData, haveTimestamp bool
 	for more := d.peek() != '}'; more; {
-		name, err := recordMember(d, &rec, hook)
+		name, err := recordMember(d, &rec, hook, toMap)
 		if err != nil {
 			return rec, err
 		}
@@ -90,7 +92,7 @@ func decodeJSONRecord[K comparable, V any](b []byte, hook func([]byte, any) erro
 
 // recordMember decodes one member of the record's top level into rec and
 // returns its name: data or timestamp, any other is an error.
-func recordMember[K comparable, V any](d *decoder, rec *decodedRecord[K, V], hook func([]byte, any) error) (string, error) {
+func recordMember[K comparable, V any](d *decoder, rec *decodedRecord[K, V], hook func([]byte, any) error, toMap bool) (string, error) {
 	if d.peek() != '"' {
 		return "", d.syntaxError("a member name")
 	}
@@ -103,8 +105,14 @@ func recordMember[K comparable, V any](d *decoder, rec *decodedRecord[K, V], hoo
 		if err := d.colon(); err != nil {
 			return "", err
 		}
-		if rec.items, err = decodeData[K, V](d, hook); err != nil {
+		into, err := decodeData[K, V](d, hook, toMap)
+		if err != nil {
 			return "", inData(err)
+		}
+		if into.t != nil {
+			rec.items = *into.t
+		} else {
+			rec.data = into.m
 		}
 	case "timestamp":
 		if err := d.colon(); err != nil {

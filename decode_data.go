@@ -13,27 +13,29 @@ import (
 	"unsafe"
 )
 
-// decodeData decodes the data object at d.i into a table; hook, if not nil,
-// decodes its members instead (JSONCodec.Unmarshal).
-func decodeData[K comparable, V any](d *decoder, hook func([]byte, any) error) (table[K, V], error) {
+// decodeData decodes the data object at d.i into a snapshot's table, or
+// with toMap into a map (JSONCodec.Decode's); hook, if not nil, decodes its
+// members instead of the built-in decoder (JSONCodec.Unmarshal).
+func decodeData[K comparable, V any](d *decoder, hook func([]byte, any) error, toMap bool) (*memberSink[K, V], error) {
 	if d.peek() != '{' {
 		start := d.i
 		if err := d.skipValue(); err != nil {
-			return table[K, V]{}, err
+			return nil, err
 		}
-		return table[K, V]{}, fmt.Errorf("data is a JSON %s, not an object", kindAt(d.b[start]))
+		return nil, fmt.Errorf("data is a JSON %s, not an object", kindAt(d.b[start]))
 	}
 	if hook != nil {
-		return decodeDataWithHook[K, V](d, hook)
+		return decodeDataWithHook[K, V](d, hook, toMap)
 	}
-	dd := dataDecoder[K, V]{key: keyFuncFor[K](), plan: planFor(reflect.TypeFor[V]())}
+	dd := dataDecoder[K, V]{key: keyFuncFor[K](), plan: planFor(reflect.TypeFor[V]()), toMap: toMap}
 	return dd.decode(d)
 }
 
-// A dataDecoder decodes the data object of a record into a table.
+// A dataDecoder decodes the data object of a record into a table or a map.
 type dataDecoder[K comparable, V any] struct {
-	key  keyFunc[K]
-	plan *typePlan
+	key   keyFunc[K]
+	plan  *typePlan
+	toMap bool
 
 	// spare holds the pairs of pieces already taken into the table, for the
 	// workers' next pieces: the workers then make a few slices of pairs,
@@ -41,7 +43,7 @@ type dataDecoder[K comparable, V any] struct {
 	spare chan []pair[K, V]
 }
 
-func (dd *dataDecoder[K, V]) decode(d *decoder) (table[K, V], error) {
+func (dd *dataDecoder[K, V]) decode(d *decoder) (*memberSink[K, V], error) {
 	start := d.i
 	size := len(d.b) - start
 	var cuts []int
@@ -53,7 +55,7 @@ func (dd *dataDecoder[K, V]) decode(d *decoder) (table[K, V], error) {
 	}
 	hint := tableHint[K, V](members, size)
 	if len(cuts) == 0 {
-		return dd.decodeWhole(d, newTable[K, V](hint))
+		return dd.decodeWhole(d, newSink[K, V](hint, dd.toMap))
 	}
 	// Once the outcome is known, stop tells the goroutines still at work to
 	// give up; decode returns once they have, so that none of them still
@@ -74,26 +76,26 @@ func (dd *dataDecoder[K, V]) decode(d *decoder) (table[K, V], error) {
 // be decoding too, or, if the pieces were not exactly its members (a comma
 // that was not between two members, or an error), decodes it again in one
 // pass, which finds the error.
-func (dd *dataDecoder[K, V]) decodeCut(d *decoder, pieces []piece[K, V], hint int, stop *atomic.Bool) (table[K, V], error) {
+func (dd *dataDecoder[K, V]) decodeCut(d *decoder, pieces []piece[K, V], hint int, stop *atomic.Bool) (*memberSink[K, V], error) {
 	start, depth := d.i, d.depth
-	t := newTable[K, V](hint)
-	if dd.decodePieces(d, pieces, &t) {
-		t.trim()
-		return t, nil
+	into := newSink[K, V](hint, dd.toMap)
+	if dd.decodePieces(d, pieces, into) {
+		into.done()
+		return into, nil
 	}
 	stop.Store(true)
-	t.reset()
+	into.reset()
 	d.i, d.depth = start, depth
-	return dd.decodeWhole(d, t)
+	return dd.decodeWhole(d, into)
 }
 
-// decodeWhole decodes the object in one pass, on this goroutine, into t.
-func (dd *dataDecoder[K, V]) decodeWhole(d *decoder, t table[K, V]) (table[K, V], error) {
-	if _, err := dd.members(d, &memberSink[K, V]{t: &t}, true, false); err != nil {
-		return table[K, V]{}, err
+// decodeWhole decodes the object in one pass, on this goroutine, into into.
+func (dd *dataDecoder[K, V]) decodeWhole(d *decoder, into *memberSink[K, V]) (*memberSink[K, V], error) {
+	if _, err := dd.members(d, into, true, false); err != nil {
+		return nil, err
 	}
-	t.trim()
-	return t, nil
+	into.done()
+	return into, nil
 }
 
 // newPieces cuts b[start:end] at cuts: piece j starts after cuts[j-1] and
@@ -139,20 +141,19 @@ func (dd *dataDecoder[K, V]) startWorkers(pieces []piece[K, V], full []byte, dep
 	}
 }
 
-// decodePieces decodes the pieces from the first on, into t, on this
-// goroutine, and takes into t the pieces the workers decoded as soon as they
+// decodePieces decodes the pieces from the first on, into into, on this
+// goroutine, and takes into it the pieces the workers decoded as soon as they
 // are done, from the last back, so that little is left to take in when the
 // goroutines meet. It reports whether the pieces were exactly the data
 // object's members: piece 0 starts at the object's '{', each piece ends at
 // the comma the next starts after (which confirms that the comma was
 // between two members), and the last at the object's '}'. If so, d is just
-// after the object; if not, t is to be thrown away.
-func (dd *dataDecoder[K, V]) decodePieces(d *decoder, pieces []piece[K, V], t *table[K, V]) bool {
+// after the object; if not, into is to be reset.
+func (dd *dataDecoder[K, V]) decodePieces(d *decoder, pieces []piece[K, V], into *memberSink[K, V]) bool {
 	full, depth := d.b, d.depth
 	defer func() { d.b = full }()
-	into := &memberSink[K, V]{t: t}
 	last := len(pieces) - 1
-	// here decodes piece j into t, on this goroutine.
+	// here decodes piece j into into, on this goroutine.
 	here := func(j int) (ended bool, err error) {
 		p := &pieces[j]
 		d.b, d.i, d.depth = full[:p.limit], p.from, depth+1
@@ -161,20 +162,20 @@ func (dd *dataDecoder[K, V]) decodePieces(d *decoder, pieces []piece[K, V], t *t
 		}
 		return dd.members(d, into, j == 0, j < last)
 	}
-	taken := 0 // members in the pieces of workers taken into t
+	taken := 0 // members in the pieces of workers taken in
 	end := -1  // of the object, if a worker decoded the last piece
 	take := func(j int) bool {
 		p := &pieces[j]
 		if p.err != nil || p.ended != (j == last) || j < last && !p.aligned {
 			return false
 		}
-		taken += p.out.drainInto(t)
+		taken += p.out.drainInto(into)
 		if j == last {
 			end = p.end
 		}
 		return true
 	}
-	back := len(pieces) // pieces[back:] are taken into t
+	back := len(pieces) // pieces[back:] are taken in
 	for j := 0; j < back; j++ {
 		p := &pieces[j]
 		if j > 0 && !p.owner.CompareAndSwap(unclaimed, byFirst) {
@@ -195,7 +196,7 @@ func (dd *dataDecoder[K, V]) decodePieces(d *decoder, pieces []piece[K, V], t *t
 			dd.reuse(&pieces[back])
 		}
 	}
-	if into.n+taken != t.len() {
+	if into.n+taken != into.len() {
 		// A member name more than once: the pieces of workers, taken
 		// out of order, may have left a value that is not the last.
 		// Taken again in order, they leave the last, as in Python; those
@@ -204,7 +205,7 @@ func (dd *dataDecoder[K, V]) decodePieces(d *decoder, pieces []piece[K, V], t *t
 			switch p := &pieces[j]; {
 			case p.owner.Load() != byWorker:
 			case p.out != nil:
-				p.out.drainInto(t)
+				p.out.drainInto(into)
 			default:
 				if _, err := here(j); err != nil {
 					return false
@@ -223,7 +224,7 @@ func (dd *dataDecoder[K, V]) decodePieces(d *decoder, pieces []piece[K, V], t *t
 // that map is small, and taking it in again costs less than decoding the
 // piece again.
 func (dd *dataDecoder[K, V]) reuse(p *piece[K, V]) {
-	if p.out.own != nil {
+	if p.out.m != nil {
 		return
 	}
 	select {
@@ -283,18 +284,28 @@ func (p *piece[K, V]) decodeApart(dd *dataDecoder[K, V], pd *decoder, full []byt
 // errStopped ends the decoding of a piece whose outcome no longer matters.
 var errStopped = errors.New("stopped")
 
-// A memberSink takes the decoded members: into a table, or, for a piece
-// decoded beside the table being filled, into a slice of pairs that the table
-// takes in afterwards. A slice would keep every repetition of a member (a
-// record may repeat one a million times): past a budget of memory, the pairs
-// are moved into a map of their own.
+// A memberSink takes the decoded members: into a table or a map (the data
+// object's), or, for a piece decoded beside them, into a slice of pairs that
+// they take in afterwards. A slice would keep every repetition of a member
+// (a record may repeat one a million times): past a budget of memory, the
+// pairs are moved into a map of their own.
 type memberSink[K comparable, V any] struct {
 	t      *table[K, V]
+	m      map[K]V
+	v      V // the value being decoded for m
 	pairs  []pair[K, V]
-	own    map[K]V
-	v      V   // the value being decoded for own
 	budget int // the most pairs kept
 	n      int // members put, counting repetitions
+}
+
+// newSink returns the sink of a data object of about n members: a table,
+// or with toMap a map.
+func newSink[K comparable, V any](n int, toMap bool) *memberSink[K, V] {
+	if toMap {
+		return &memberSink[K, V]{m: make(map[K]V, n)}
+	}
+	t := newTable[K, V](n)
+	return &memberSink[K, V]{t: &t}
 }
 
 type pair[K comparable, V any] struct {
@@ -324,7 +335,7 @@ func (s *memberSink[K, V]) value(k K) *V {
 	switch {
 	case s.t != nil:
 		return s.t.next()
-	case s.own != nil:
+	case s.m != nil:
 		s.v = *new(V)
 		return &s.v
 	}
@@ -338,27 +349,63 @@ func (s *memberSink[K, V]) put(k K) {
 	switch {
 	case s.t != nil:
 		s.t.put(k)
-	case s.own != nil:
-		s.own[k] = s.v
+	case s.m != nil:
+		s.m[k] = s.v
 	case len(s.pairs) >= s.budget:
 		own := make(map[K]V) // as large as the keys are different, not as the pairs are many
 		for _, p := range s.pairs {
 			own[p.k] = p.v
 		}
-		s.own, s.pairs = own, nil
+		s.m, s.pairs = own, nil
 	}
 }
 
-// drainInto puts the members of a piece, in order, into t, and returns how
-// many it put.
-func (s *memberSink[K, V]) drainInto(t *table[K, V]) int {
-	for k, v := range s.own {
-		t.set(k, v) // the members up to the switch and after: no key twice
+// drainInto puts the members of a piece, in order, into the data object's
+// sink, and returns how many it put.
+func (s *memberSink[K, V]) drainInto(into *memberSink[K, V]) int {
+	for k, v := range s.m {
+		into.set(k, v) // the members up to the switch and after: no key twice
 	}
 	for _, p := range s.pairs {
-		t.set(p.k, p.v)
+		into.set(p.k, p.v)
 	}
-	return len(s.own) + len(s.pairs)
+	return len(s.m) + len(s.pairs)
+}
+
+// The data object's sink, a table or a map:
+
+// set makes v the value of k.
+func (s *memberSink[K, V]) set(k K, v V) {
+	if s.t != nil {
+		s.t.set(k, v)
+		return
+	}
+	s.m[k] = v
+}
+
+// len returns the number of keys.
+func (s *memberSink[K, V]) len() int {
+	if s.t != nil {
+		return s.t.len()
+	}
+	return len(s.m)
+}
+
+// reset empties it, for the object to be decoded again.
+func (s *memberSink[K, V]) reset() {
+	if s.t != nil {
+		s.t.reset()
+	} else {
+		clear(s.m)
+	}
+	s.n = 0
+}
+
+// done ends its filling: a table gives back its spare room.
+func (s *memberSink[K, V]) done() {
+	if s.t != nil {
+		s.t.trim()
+	}
 }
 
 // members decodes the members of the data object into out. With first, d.i
@@ -592,7 +639,7 @@ func setInt(p unsafe.Pointer, bits int, n int64) {
 
 // decodeDataWithHook checks the data object, cuts it between members into
 // one piece per core, and has hook decode the pieces in parallel.
-func decodeDataWithHook[K comparable, V any](d *decoder, hook func([]byte, any) error) (table[K, V], error) {
+func decodeDataWithHook[K comparable, V any](d *decoder, hook func([]byte, any) error, toMap bool) (*memberSink[K, V], error) {
 	start := d.i
 	pieces := max(1, min(runtime.GOMAXPROCS(0), (len(d.b)-start)/minPiece, maxPieces))
 	step := (len(d.b) - start) / pieces
@@ -604,7 +651,7 @@ func decodeDataWithHook[K comparable, V any](d *decoder, hook func([]byte, any) 
 			cuts = append(cuts, comma-start)
 		}
 	}); err != nil {
-		return table[K, V]{}, err
+		return nil, err
 	}
 	raw := d.b[start:d.i]
 	parts := make([]map[K]V, len(cuts)+1)
@@ -628,21 +675,21 @@ func decodeDataWithHook[K comparable, V any](d *decoder, hook func([]byte, any) 
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			return table[K, V]{}, err
+			return nil, err
 		}
 	}
 	items := 0
 	for _, part := range parts {
 		items += len(part)
 	}
-	t := newTable[K, V](items)
+	into := newSink[K, V](items, toMap)
 	for _, part := range parts {
 		for k, v := range part {
-			t.set(k, v) // in record order: the last value of a key wins
+			into.set(k, v) // in record order: the last value of a key wins
 		}
 	}
-	t.trim()
-	return t, nil
+	into.done()
+	return into, nil
 }
 
 // callHook turns a panic of the hook into an error: it runs in a goroutine

@@ -247,6 +247,9 @@ func diffDecode[K comparable, V any](t *testing.T, data []byte) {
 	if panicked := (*PanicError)(nil); errors.As(gotErr, &panicked) {
 		t.Fatalf("%T from %q: the decoder panicked: %v", got.Data, data, panicked.Value)
 	}
+	if err := decodesAlikeIntoTable(rec, got, gotErr); err != nil {
+		t.Fatalf("%T from %q: %v", got.Data, data, err)
+	}
 	if !utf8.Valid(data) {
 		if gotErr == nil {
 			t.Fatalf("%T: accepted invalid UTF-8: %q", got.Data, data)

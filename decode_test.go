@@ -25,7 +25,28 @@ func withCores(t testing.TB, n int) {
 func decodeAt[K comparable, V any](n int, b []byte) (Record[K, V], error) {
 	prev := runtime.GOMAXPROCS(n)
 	defer runtime.GOMAXPROCS(prev)
-	return JSONCodec[K, V]{}.Decode(b)
+	rec, err := JSONCodec[K, V]{}.Decode(b)
+	if differ := decodesAlikeIntoTable(b, rec, err); differ != nil {
+		return rec, differ
+	}
+	return rec, err
+}
+
+// decodesAlikeIntoTable returns an error unless decoding b into a snapshot's
+// table, as a Cache does, gives what JSONCodec.Decode gave: rec or err.
+func decodesAlikeIntoTable[K comparable, V any](b []byte, rec Record[K, V], err error) error {
+	in, terr := JSONCodec[K, V]{}.decode(b, false)
+	switch {
+	case (err == nil) != (terr == nil) || err != nil && err.Error() != terr.Error():
+		return fmt.Errorf("Decode and the decoding into a table differ: %v, and %v", err, terr)
+	case err != nil:
+		return nil
+	case !reflect.DeepEqual(in.items.toMap(), rec.Data) || !in.timestamp.Equal(rec.Timestamp):
+		return fmt.Errorf("Decode and the decoding into a table read different items: %d and %d", len(rec.Data), in.items.len())
+	case len(in.items.values) != in.items.len() || in.items.dead != 0:
+		return fmt.Errorf("the table holds %d values for %d items", len(in.items.values), in.items.len())
+	}
+	return nil
 }
 
 // coreCounts are the GOMAXPROCS values the decoder is checked at: one piece,

@@ -59,7 +59,7 @@ func TestTableHostileKeysUnequalToThemselves(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec := append(append([]byte(`{"data": `), data...), `, "timestamp": 1.5}`...)
-			dr, err := JSONCodec[floatKey, int]{}.decode(rec)
+			dr, err := JSONCodec[floatKey, int]{}.decode(rec, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -322,7 +322,7 @@ func TestTableHostileRepeatedRecords(t *testing.T) {
 // against JSONCodec.Decode and its table against checkTrimmed.
 func checkSnapshotOf[K comparable, V any](t *testing.T, rec []byte) {
 	t.Helper()
-	dr, err := JSONCodec[K, V]{}.decode(rec)
+	dr, err := JSONCodec[K, V]{}.decode(rec, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -658,7 +658,7 @@ func TestTableHostileIndexFitsItsKeys(t *testing.T) {
 		rec := append(append([]byte(`{"data": `), data...), `, "timestamp": 1.5}`...)
 		for _, cores := range []int{1, 4} {
 			withCores(t, cores)
-			kept := retainedBy(func() decodedRecord[string, any] { return must(JSONCodec[string, any]{}.decode(rec)) })
+			kept := retainedBy(func() decodedRecord[string, any] { return must(JSONCodec[string, any]{}.decode(rec, false)) })
 			// Its strings keep their chunks of the decoder's (decode_strings.go:
 			// 32 KiB at most each) alive, its key's and its value's.
 			if kept > 3*32<<10 {
