@@ -518,13 +518,29 @@ func FuzzParallelDecode(f *testing.F) {
 			rec.WriteString("}")
 		}
 		rec.WriteString(`}, "timestamp": 1.5}`)
+		// On one core into a map (Decode's), on four into a table (a Cache's).
 		for _, decode := range []func(cores int) (any, error){
-			func(cores int) (any, error) { r, err := decodeAt[string, any](cores, rec.Bytes()); return r.Data, err },
 			func(cores int) (any, error) {
-				r, err := decodeAt[string, diffValue](cores, rec.Bytes())
-				return r.Data, err
+				if cores == 1 {
+					r, err := decodeAt[string, any](cores, rec.Bytes())
+					return r.Data, err
+				}
+				return decodeTableAt[string, any](cores, rec.Bytes())
 			},
-			func(cores int) (any, error) { r, err := decodeAt[string, item](cores, rec.Bytes()); return r.Data, err },
+			func(cores int) (any, error) {
+				if cores == 1 {
+					r, err := decodeAt[string, diffValue](cores, rec.Bytes())
+					return r.Data, err
+				}
+				return decodeTableAt[string, diffValue](cores, rec.Bytes())
+			},
+			func(cores int) (any, error) {
+				if cores == 1 {
+					r, err := decodeAt[string, item](cores, rec.Bytes())
+					return r.Data, err
+				}
+				return decodeTableAt[string, item](cores, rec.Bytes())
+			},
 		} {
 			one, oneErr := decode(1)
 			four, fourErr := decode(4)

@@ -287,7 +287,7 @@ func checkTrimmed[K comparable, V any](t *testing.T, what string, tb *table[K, V
 }
 
 // Records made mostly of repeated member names, cut into pieces decoded on
-// 1 to 8 cores, decode as encoding/json decodes them (the last value of
+// 1, 3 and 8 cores, decode as encoding/json decodes them (the last value of
 // each name, decoded fresh), into a table as a Cache serves it that holds
 // one value per key and little spare room, whose Len, Keys, All and Get
 // agree with JSONCodec.Decode's map.
@@ -297,7 +297,7 @@ func TestTableHostileRepeatedRecords(t *testing.T) {
 			t.Fatalf("%s: %d bytes, not cut into pieces", name, len(data))
 		}
 		rec := append(append([]byte(`{"data": `), data...), `, "timestamp": 1.5}`...)
-		for _, cores := range []int{1, 2, 3, 4, 8} {
+		for _, cores := range []int{1, 3, 8} {
 			t.Run(fmt.Sprintf("%s/%d cores", name, cores), func(t *testing.T) {
 				withCores(t, cores)
 				switch name {
@@ -600,7 +600,7 @@ func TestTableHostileReadsWhileDecoding(t *testing.T) {
 // 1 and 4 cores as encoding/json decodes them: the last value of each
 // name, whatever the values and wherever the pieces are cut.
 func FuzzTableHostileRepeatedPieces(f *testing.F) {
-	for _, seed := range diffSeeds {
+	for _, seed := range diffSeeds[:8] { // each seed is a record of 128 KiB, decoded 8 times
 		f.Add([]byte(seed), uint16(3))
 	}
 	f.Add([]byte(`{"a": 1, "a": [2], "b": {"c": ", \"k1\": "}}`), uint16(1))
