@@ -575,9 +575,6 @@ func (c *Cache[K, V]) decode(b []byte, id recordID) (s *Snapshot[K, V], err erro
 		}
 		return nil, &Error{Cache: c.id, Op: "decode", Key: c.record.key, Err: err}
 	}
-	if rec.items.index == nil {
-		rec.items = newTable[K, V](0)
-	}
 	return &Snapshot[K, V]{items: rec.items, timestamp: rec.timestamp, loadedAt: time.Now(), record: id}, nil
 }
 

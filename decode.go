@@ -13,8 +13,9 @@ import (
 //  1. the record's top level is read here: exactly the members data and
 //     timestamp, no trailing data;
 //  2. the data object's members are decoded straight into the table a
-//     snapshot serves them from (table.go), their values by a plan made
-//     once per type (decode_plan.go), strings copied;
+//     snapshot serves them from (table.go), or for JSONCodec.Decode into a
+//     map, their values by a plan made once per type (decode_plan.go),
+//     strings copied;
 //  3. a large data object is cut into pieces, decoded at the same time:
 //     this goroutine decodes them from the first on, straight into the
 //     table, while one per other core takes them from the last back, into

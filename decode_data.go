@@ -89,7 +89,8 @@ func (dd *dataDecoder[K, V]) decodeCut(d *decoder, pieces []piece[K, V], hint in
 	return dd.decodeWhole(d, into)
 }
 
-// decodeWhole decodes the object in one pass, on this goroutine, into into.
+// decodeWhole decodes the object in one pass, on this goroutine, into the
+// object's sink.
 func (dd *dataDecoder[K, V]) decodeWhole(d *decoder, into *memberSink[K, V]) (*memberSink[K, V], error) {
 	if _, err := dd.members(d, into, true, false); err != nil {
 		return nil, err
@@ -141,10 +142,10 @@ func (dd *dataDecoder[K, V]) startWorkers(pieces []piece[K, V], full []byte, dep
 	}
 }
 
-// decodePieces decodes the pieces from the first on, into into, on this
-// goroutine, and takes into it the pieces the workers decoded as soon as they
-// are done, from the last back, so that little is left to take in when the
-// goroutines meet. It reports whether the pieces were exactly the data
+// decodePieces decodes the pieces from the first on, into the object's sink,
+// on this goroutine, and takes into it the pieces the workers decoded as soon
+// as they are done, from the last back, so that little is left to take in
+// when the goroutines meet. It reports whether the pieces were exactly the data
 // object's members: piece 0 starts at the object's '{', each piece ends at
 // the comma the next starts after (which confirms that the comma was
 // between two members), and the last at the object's '}'. If so, d is just
@@ -153,7 +154,7 @@ func (dd *dataDecoder[K, V]) decodePieces(d *decoder, pieces []piece[K, V], into
 	full, depth := d.b, d.depth
 	defer func() { d.b = full }()
 	last := len(pieces) - 1
-	// here decodes piece j into into, on this goroutine.
+	// here decodes piece j into the sink, on this goroutine.
 	here := func(j int) (ended bool, err error) {
 		p := &pieces[j]
 		d.b, d.i, d.depth = full[:p.limit], p.from, depth+1
