@@ -8,7 +8,6 @@ import (
 	"maps"
 	"os/exec"
 	"reflect"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,7 +72,7 @@ func TestDecodeHostileStopsItsGoroutines(t *testing.T) {
 		"a panic first":        items(`{"ID": -1}`),
 	} {
 		for _, cores := range []int{2, 4, 8} {
-			before := decoderGoroutines()
+			before := goroutinesIn("kiwicache.(*dataDecoder[")
 			_, err := decodeAt[string, slowValue](cores, rec)
 			if err == nil {
 				t.Fatalf("%s, %d cores: no error", name, cores)
@@ -81,32 +80,11 @@ func TestDecodeHostileStopsItsGoroutines(t *testing.T) {
 			if n := slowCalls.Load(); n != 0 {
 				t.Errorf("%s, %d cores: %d calls of UnmarshalJSON still under way after Decode returned", name, cores, n)
 			}
-			if after := decoderGoroutines(); after > before {
+			if after := goroutinesIn("kiwicache.(*dataDecoder["); after > before {
 				t.Errorf("%s, %d cores: %d decoding goroutines after Decode returned, %d before", name, cores, after, before)
 			}
 		}
 	}
-}
-
-// decoderGoroutines counts the goroutines in the record decoder: the
-// process's other goroutines (clients of earlier tests) come and go.
-func decoderGoroutines() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	n := 0
-	for g := range strings.SplitSeq(string(buf), "\n\n") {
-		if strings.Contains(g, "kiwicache.(*dataDecoder[") {
-			n++
-		}
-	}
-	return n
 }
 
 type tagList []string
@@ -206,9 +184,7 @@ func TestDecodeHostileSharedStringArrays(t *testing.T) {
 // it is cut into, and in items): the last value of each, as in Python.
 func TestDecodeHostileRepeatedNamesFromPython(t *testing.T) {
 	rdb := realRedis(t)
-	python := pythonWithRedis(t)
 	name := uniqueName(t)
-	opts, _ := redis.ParseURL(realRedisURL)
 	// The record: 6,000 items, the names k0, k1, k2999 and k5999 repeated
 	// at the start, the middle and the end, and every other item with
 	// its tags twice; Python writes it raw and prints what json.loads reads.
@@ -223,16 +199,8 @@ for i in range(6000):
     tags = '"tags": ["a", "b"]' if i % 2 else '"tags": ["a", "b"], "tags": ["t%d", "x"]' % (i % 3)
     parts.append('"%s": {"id": %d, "name": "n%d", %s, "active": true}' % (k, i, i, tags))
 parts.append('"k1": {"id": -1, "tags": ["a", "b"]}')
-text = '{"data": {' + ", ".join(parts) + '}, "timestamp": 1764087331.5}'
-r = redis.Redis(host=sys.argv[1], port=int(sys.argv[2]), db=int(sys.argv[3]))
-r.set("resource:" + sys.argv[4], text)
-print(json.dumps(json.loads(text)["data"]))
 `
-	host, port, _ := strings.Cut(opts.Addr, ":")
-	out, err := exec.Command(python, "-c", script, host, port, fmt.Sprint(opts.DB), name).Output()
-	if err != nil {
-		t.Fatalf("python3: %v", err)
-	}
+	out := pythonWritesRecord(t, script, name)
 	var want map[string]item
 	if err := json.Unmarshal(out, &want); err != nil {
 		t.Fatal(err)
@@ -370,14 +338,33 @@ func TestDecodeHostileConcurrentDecodes(t *testing.T) {
 	wg.Wait()
 }
 
-// pythonWithRedis returns the first python3 with the redis module, on PATH
-// or Debian's, or skips t.
-func pythonWithRedis(t *testing.T) string {
+// pythonWritesRecord runs script, Python that makes the members of a
+// record's data object in parts, with python3 and its redis module (or skips
+// t): the script's end SETs the record under name in the tests' Redis and
+// prints its data object as json.loads reads it, which it returns.
+func pythonWritesRecord(t *testing.T, script, name string) []byte {
+	t.Helper()
+	python := ""
 	for _, p := range []string{"python3", "/usr/bin/python3"} {
 		if exec.Command(p, "-c", "import redis").Run() == nil {
-			return p
+			python = p
+			break
 		}
 	}
-	skipreport.Skip(t, "Python record with repeated names", "no python3 with the redis module (Debian: python3-redis)")
-	return ""
+	if python == "" {
+		skipreport.Skip(t, "Python record with repeated names", "no python3 with the redis module (Debian: python3-redis)")
+	}
+	script += `
+text = '{"data": {' + ", ".join(parts) + '}, "timestamp": 1764087331.5}'
+r = redis.Redis(host=sys.argv[1], port=int(sys.argv[2]), db=int(sys.argv[3]))
+r.set("resource:" + sys.argv[4], text)
+print(json.dumps(json.loads(text)["data"]))
+`
+	opts, _ := redis.ParseURL(realRedisURL)
+	host, port, _ := strings.Cut(opts.Addr, ":")
+	out, err := exec.Command(python, "-c", script, host, port, fmt.Sprint(opts.DB), name).Output()
+	if err != nil {
+		t.Fatalf("python3: %v", err)
+	}
+	return out
 }

@@ -9,7 +9,6 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
-	"os/exec"
 	"reflect"
 	"runtime"
 	"slices"
@@ -17,8 +16,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // floatKey is a key read with strconv.ParseFloat: "NaN" is a key unequal to
@@ -426,9 +423,7 @@ func TestTableHostileCacheHonorsItsCodec(t *testing.T) {
 // keys) and as encoding/json reads the bytes in Redis (int keys).
 func TestTableHostileRepeatedNamesFromPython(t *testing.T) {
 	rdb := realRedis(t)
-	python := pythonWithRedis(t)
 	name := uniqueName(t)
-	opts, _ := redis.ParseURL(realRedisURL)
 	// 9,000 members, 4,500 different names in Python, 1,500 as Go ints.
 	script := `
 import json, sys, redis
@@ -437,16 +432,8 @@ for i in range(9000):
     n = i % 1500
     k = ["%d", "0%d", "+%d"][(i // 1500) % 3] % n
     parts.append('"%s": {"id": %d, "name": "n%d", "tags": ["t%d"], "active": %s}' % (k, i, i, i % 4, "true" if i % 2 else "false"))
-text = '{"data": {' + ", ".join(parts) + '}, "timestamp": 1764087331.5}'
-r = redis.Redis(host=sys.argv[1], port=int(sys.argv[2]), db=int(sys.argv[3]))
-r.set("resource:" + sys.argv[4], text)
-print(json.dumps(json.loads(text)["data"]))
 `
-	host, port, _ := strings.Cut(opts.Addr, ":")
-	out, err := exec.Command(python, "-c", script, host, port, fmt.Sprint(opts.DB), name).Output()
-	if err != nil {
-		t.Fatalf("python3: %v", err)
-	}
+	out := pythonWritesRecord(t, script, name)
 	var wantStrings map[string]item
 	if err := json.Unmarshal(out, &wantStrings); err != nil {
 		t.Fatal(err)
