@@ -37,8 +37,8 @@ func decodeTableAt[K comparable, V any](n int, b []byte) (map[K]V, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(rec.items.values) != rec.items.len() || rec.items.dead != 0 {
-		return nil, fmt.Errorf("the table holds %d values for %d items", len(rec.items.values), rec.items.len())
+	if problem := untrimmed(&rec.items); problem != "" {
+		return nil, fmt.Errorf("the table is not trimmed: %s", problem)
 	}
 	return rec.items.toMap(), nil
 }

@@ -271,18 +271,6 @@ func hostileLayouts() map[string][]byte {
 	}
 }
 
-// checkTrimmed fails unless the table of a decoded record holds exactly one
-// value per key, with little room to spare, and no scratch.
-func checkTrimmed[K comparable, V any](t *testing.T, what string, tb *table[K, V]) {
-	t.Helper()
-	n := len(tb.values)
-	if n+len(tb.unequal) != tb.len() || tb.dead != 0 || tb.scratch != nil ||
-		cap(tb.values) > max(n+n/8, cap(slices.Clone(tb.values))) {
-		t.Errorf("%s: %d items in %d values (capacity %d), %d dead, scratch %d",
-			what, tb.len(), n, cap(tb.values), tb.dead, len(tb.scratch))
-	}
-}
-
 // Records made mostly of repeated member names, cut into pieces decoded on
 // 1, 3 and 8 cores, decode as encoding/json decodes them (the last value of
 // each name, decoded fresh), into a table as a Cache serves it that holds

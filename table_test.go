@@ -1,6 +1,7 @@
 package kiwicache
 
 import (
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -50,12 +51,7 @@ func TestTableMatchesAMap(t *testing.T) {
 			checkTable(t, what, &tb, want)
 			tb.trim()
 			checkTable(t, what+", trimmed", &tb, want)
-			// No room beyond an eighth, but what the allocator rounds a slice
-			// of exactly the values up to (slices.Clone: 520 ints, 608).
-			if n := len(tb.values); n != len(want) || tb.dead != 0 || cap(tb.values) > max(n+n/8, cap(slices.Clone(tb.values))) || tb.scratch != nil {
-				t.Errorf("%s, trimmed: %d values (capacity %d) for %d keys, %d dead, scratch %d",
-					what, n, cap(tb.values), len(want), tb.dead, len(tb.scratch))
-			}
+			checkTrimmed(t, what+", trimmed", &tb)
 			tb.reset()
 			checkTable(t, what+", reset", &tb, map[string]int{})
 		}
@@ -94,5 +90,27 @@ func TestTableClearsDeadValues(t *testing.T) {
 	tb.trim()
 	if v, _ := tb.get("k"); len(tb.values) != 1 || *v != 199 {
 		t.Errorf("trimmed: %d values, k = %d, want 1 value, 199", len(tb.values), *v)
+	}
+}
+
+// untrimmed says how tb is not as trim leaves it, or "" if it is: one value
+// per key, none dead, no scratch, and no room beyond an eighth but what the
+// allocator rounds a slice of exactly the values up to (slices.Clone: 520
+// ints, room for 608).
+func untrimmed[K comparable, V any](tb *table[K, V]) string {
+	n := len(tb.values)
+	if n+len(tb.unequal) == tb.len() && tb.dead == 0 && tb.scratch == nil &&
+		cap(tb.values) <= max(n+n/8, cap(slices.Clone(tb.values))) {
+		return ""
+	}
+	return fmt.Sprintf("%d items in %d values (capacity %d), %d dead, scratch %d",
+		tb.len(), n, cap(tb.values), tb.dead, len(tb.scratch))
+}
+
+// checkTrimmed fails unless tb is as trim leaves it.
+func checkTrimmed[K comparable, V any](t *testing.T, what string, tb *table[K, V]) {
+	t.Helper()
+	if problem := untrimmed(tb); problem != "" {
+		t.Errorf("%s: %s", what, problem)
 	}
 }
